@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine (idempotent; quick
+# when everything is there). Needs root for apt-get.
+set -euo pipefail
+need=()
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v file >/dev/null 2>&1 || need+=(file)
+command -v node >/dev/null 2>&1 || need+=(nodejs npm)
+if ((${#need[@]})); then
+  echo "deps: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+cd "$(dirname "$0")/../tests/sdk"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+fi
