@@ -12,6 +12,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/sandboxd/envd/internal/errs"
 	"github.com/sandboxd/envd/internal/users"
 )
 
@@ -120,16 +121,12 @@ func withUser(db *users.DB, defaultUser func() string, next http.Handler) http.H
 			if !explicit {
 				msg = "invalid default user: '" + name + "'"
 			}
-			_ = ew.Write(w, r, connect.NewError(connect.CodeUnauthenticated, errorString(msg)))
+			_ = ew.Write(w, r, toConnect(errs.New(errs.Unauthenticated, "%s", msg)))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
 	})
 }
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
 
 // basicUser returns the user name of a Basic Authorization header.
 func basicUser(h string) (string, bool) {

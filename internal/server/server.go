@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -133,5 +134,5 @@ func (s *Server) gate(next http.Handler) http.Handler {
 // recoverRPC turns a handler panic into an internal error and a log line.
 func (s *Server) recoverRPC(_ context.Context, spec connect.Spec, _ http.Header, v any) error {
 	s.Log.Error("recovered panic", "in", spec.Procedure, "panic", v, "stack", string(debug.Stack()))
-	return connect.NewError(connect.CodeInternal, errorString("internal error"))
+	return toConnect(errors.New("internal error"))
 }
