@@ -6,6 +6,8 @@ need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v file >/dev/null 2>&1 || need+=(file)
+command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)   # lifecycle: FIFREEZE on a loop-mounted ext4
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)  # lifecycle: envd as PID 1 in a new PID namespace
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 if ((${#need[@]})); then
   echo "deps: installing ${need[*]}" >&2

@@ -35,6 +35,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "envd:", err)
 		return 2
 	}
+	cfg.ReapOrphans = true // the binary owns every child it starts (internal/reaper)
 	if cfg.PrintVersion {
 		fmt.Println(version)
 		return 0
@@ -44,6 +45,11 @@ func run() int {
 		return 0
 	}
 	log := newLogger(cfg)
+	var termBy time.Time // PID 1: when processes were sent SIGTERM
+	if os.Getpid() == 1 {
+		bootPID1(log, cfg.CgroupRoot)
+		defer func() { exitPID1(log, recover(), termBy) }() // init never exits
+	}
 
 	d, err := daemon.New(cfg, log, daemon.Build{Version: version, Commit: commit})
 	if err != nil {
@@ -63,6 +69,10 @@ func run() int {
 	case err = <-served:
 	case <-ctx.Done():
 		log.Info("envd shutting down")
+		if os.Getpid() == 1 { // end the workload so its streams end too
+			termBy = time.Now().Add(termGrace)
+			signalAll(syscall.SIGTERM)
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err = d.Shutdown(sctx)
 		cancel()

@@ -25,8 +25,8 @@ var subsystems = map[string]bool{
 }
 
 var allowedEdges = map[[2]string]bool{
-	{"internal/process", "internal/cgroups"}:  true,
-	{"internal/process", "internal/reaper"}:   true,
+	{"internal/process", "internal/cgroups"}: true,
+	{"internal/process", "internal/reaper"}:  true,
 	{"internal/lifecycle", "internal/ports"}: true,
 }
 

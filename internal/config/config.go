@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Config is the daemon's whole configuration.
@@ -31,6 +32,12 @@ type Config struct {
 	// ResumeHandover is E2B's live-upgrade flag. Accepted so a host that
 	// passes it does not fail; envd does not implement live upgrade.
 	ResumeHandover bool
+	// ReapOrphans is not a flag: cmd/envd sets it so the real binary reaps
+	// every child (subreaper); in-process tests leave it off.
+	ReapOrphans bool
+
+	// PortScanInterval is how often loopback listeners are looked for.
+	PortScanInterval time.Duration
 
 	PrintVersion bool
 	PrintCommit  bool
@@ -56,6 +63,7 @@ func Parse(args []string, defaultFlavor string, getenv func(string) string, out 
 	fs.StringVar(&flavor, "flavor", defaultFlavor, "host flavour: wrenn or e2b")
 	fs.StringVar(&c.MMDSAddr, "mmds-addr", "169.254.169.254", "Firecracker metadata service address (host[:port])")
 	fs.StringVar(&c.ForwardAddr, "forward-addr", "169.254.0.21", "address that localhost services are forwarded onto")
+	fs.DurationVar(&c.PortScanInterval, "port-scan-interval", time.Second, "how often to look for loopback listeners to forward")
 	fs.StringVar(&c.RunDir, "run-dir", "", "run directory for marker files (default per flavour)")
 	fs.StringVar(&c.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", "cgroup v2 mount point")
 	fs.BoolVar(&c.NoCgroups, "no-cgroups", false, "do not use cgroups")

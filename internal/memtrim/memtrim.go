@@ -24,6 +24,7 @@ type Idle struct {
 	log   *slog.Logger
 	after time.Duration
 	last  atomic.Int64 // unix nanos of the last activity
+	trim  func() (uint64, error)
 }
 
 // NewIdle trims after the given quiet period (0 = 30 s).
@@ -31,7 +32,7 @@ func NewIdle(log *slog.Logger, after time.Duration) *Idle {
 	if after <= 0 {
 		after = 30 * time.Second
 	}
-	i := &Idle{log: log, after: after}
+	i := &Idle{log: log, after: after, trim: Trim}
 	i.Touch()
 	return i
 }
@@ -56,7 +57,7 @@ func (i *Idle) Run(ctx context.Context) {
 			continue
 		}
 		trimmedAt = last
-		if _, err := Trim(); err != nil {
+		if _, err := i.trim(); err != nil {
 			i.log.Debug("memory trim failed", "err", err)
 		}
 	}

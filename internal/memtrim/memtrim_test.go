@@ -43,18 +43,40 @@ func TestTrimUnmapsCleanExecutablePages(t *testing.T) {
 	}
 }
 
-func TestIdleTrimsOnlyWhenQuiet(t *testing.T) {
+// Idle trims once per quiet period, and never while requests keep coming.
+func TestIdleTrimsOncePerQuietPeriod(t *testing.T) {
 	i := NewIdle(slog.New(slog.NewTextHandler(io.Discard, nil)), 40*time.Millisecond)
+	trims := make(chan struct{}, 8)
+	i.trim = func() (uint64, error) { trims <- struct{}{}; return 0, nil }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { i.Run(ctx); close(done) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for rssFileKB(t) > 2000 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond) // polling a kernel counter; no event exists for it
+	defer func() { cancel(); <-done }()
+
+	select {
+	case <-trims:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no trim after a quiet period")
 	}
-	cancel()
-	<-done
-	if kb := rssFileKB(t); kb > 2000 {
-		t.Fatalf("idle trim did not run: RssFile %d kB", kb)
+	// Still quiet: no second trim for the same period.
+	select {
+	case <-trims:
+		t.Fatal("trimmed twice in one quiet period")
+	case <-time.After(200 * time.Millisecond):
+	}
+	// Busy: touching more often than the period keeps it from trimming.
+	busy := time.Now().Add(200 * time.Millisecond)
+	for time.Now().Before(busy) {
+		i.Touch()
+		select {
+		case <-trims:
+			t.Fatal("trimmed while busy")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	select {
+	case <-trims:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no trim after activity stopped")
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"net/http"
 
 	"connectrpc.com/connect"
@@ -26,20 +27,36 @@ func (s *Server) routes() []route {
 		connect.WithRecover(s.recoverRPC),
 		connect.WithReadMaxBytes(maxRPCMessage),
 	)
-	fsPath, fsH := filesystemconnect.NewFilesystemHandler(&filesystemRPC{s: s}, opts)
-	procPath, procH := processconnect.NewProcessHandler(&processRPC{s: s}, opts)
+	fsPath, fsH := filesystemconnect.NewFilesystemHandler(&filesystemRPC{s: s}, opts, filesystemHandlerOptions)
+	// Process output is never gzipped: compressing a stream costs far more
+	// CPU than the link saves (requests may still arrive compressed). Its
+	// JSON codec writes data events itself (process_codec.go).
+	procPath, procH := processconnect.NewProcessHandler(&processRPC{s: s}, opts,
+		connect.WithCompressMinBytes(math.MaxInt32), connect.WithCodec(processJSONCodec{}))
 	reflector := grpcreflect.NewStaticReflector(processconnect.ProcessName, filesystemconnect.FilesystemName)
 	reflV1Path, reflV1 := grpcreflect.NewHandlerV1(reflector, opts)
 	reflV1aPath, reflV1a := grpcreflect.NewHandlerV1Alpha(reflector, opts)
 
 	return []route{
+		{method: http.MethodPost, path: "/collapse", h: http.HandlerFunc(s.collapse)},
+		{method: http.MethodGet, path: "/envs", h: http.HandlerFunc(s.envs)},
+		// /files checks the token or a URL signature itself (PROTOCOL.md 5.4).
+		{method: http.MethodGet, path: "/files", open: true, h: http.HandlerFunc(s.filesGet)},
+		{method: http.MethodPost, path: "/files", open: true, h: http.HandlerFunc(s.filesPost)},
+		{method: http.MethodPost, path: "/files/compose", h: http.HandlerFunc(s.filesCompose)},
 		{path: fsPath, h: fsH},
+		{method: http.MethodPost, path: "/freeze", h: http.HandlerFunc(s.freeze)},
+		{method: http.MethodPost, path: "/fsfreeze", h: http.HandlerFunc(s.fsFreeze)},
+		{method: http.MethodPost, path: "/fsthaw", h: http.HandlerFunc(s.fsThaw)},
 		{path: reflV1Path, h: reflV1},
 		{path: reflV1aPath, h: reflV1a},
-		{method: http.MethodGet, path: "/envs", h: http.HandlerFunc(s.envs)},
 		{method: http.MethodGet, path: "/health", open: true, h: http.HandlerFunc(s.health)},
+		// /init authorises itself with the token rules of PROTOCOL.md 5.3.
+		{method: http.MethodPost, path: "/init", open: true, h: http.HandlerFunc(s.initHandler)},
 		{method: http.MethodGet, path: "/metrics", h: http.HandlerFunc(s.metrics)},
 		{path: procPath, h: procH},
+		{method: http.MethodPost, path: "/snapshot/prepare", open: true, h: http.HandlerFunc(s.snapshotPrepare)},
+		{method: http.MethodPost, path: "/unfreeze", h: http.HandlerFunc(s.unfreeze)},
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/sandboxd/envd/internal/auth"
+	"github.com/sandboxd/envd/internal/cgroups"
 	"github.com/sandboxd/envd/internal/config"
 	"github.com/sandboxd/envd/internal/execctx"
 	"github.com/sandboxd/envd/internal/files"
@@ -40,6 +41,7 @@ type Deps struct {
 	FS        *filesystem.Service
 	Files     *files.Service
 	Lifecycle *lifecycle.Lifecycle
+	Cgroups   *cgroups.Manager // /freeze, /unfreeze; nil: nothing to freeze
 }
 
 // Server turns requests into subsystem calls.

@@ -1,7 +1,7 @@
 // Smoke test: the SDK in debug mode reaches envd at all.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createSandbox, ENVD_URL, pending, REQUEST_TIMEOUT_MS } from './helpers.mjs'
+import { createSandbox, ENVD_URL, REQUEST_TIMEOUT_MS } from './helpers.mjs'
 
 test('GET /health answers 2xx (raw fetch)', { timeout: 15_000 }, async () => {
   const res = await fetch(`${ENVD_URL}/health`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
@@ -18,11 +18,10 @@ test('debug sandbox targets localhost:49983 and reports running', { timeout: 15_
   assert.equal(await sandbox.isRunning(), true)
 })
 
-// Needs the process.Process service (Start, server-streaming over Connect
-// JSON). Expected to fail until the daemon has it; see pending() in helpers.
+// Needs the process.Process service (Start, server-streaming over Connect JSON).
 test(
   'commands.run("echo hi") returns stdout and exit code 0',
-  { timeout: 20_000, ...pending('process.Process/Start not implemented yet') },
+  { timeout: 20_000 },
   async () => {
     const sandbox = await createSandbox()
     const result = await sandbox.commands.run('echo hi', { timeoutMs: 10_000 })

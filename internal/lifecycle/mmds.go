@@ -1,0 +1,220 @@
+package lifecycle
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Metadata is what the host puts into Firecracker's MMDS. Every key is
+// optional (BEHAVIOR.md 11.3 W6: Wrenn's host sends no address).
+type Metadata struct {
+	InstanceID      string `json:"instanceID"`
+	EnvID           string `json:"envID"`
+	Address         string `json:"address"`
+	AccessTokenHash string `json:"accessTokenHash"`
+}
+
+// Bounds on what MMDS may send back.
+const (
+	maxMMDSToken = 4 << 10
+	maxMMDSBody  = 1 << 20
+)
+
+// mmdsClient speaks MMDS v2 (IMDSv2-style sessions, PROTOCOL.md 5.3). It
+// never reuses connections: one kept across a pause can be half dead
+// (BEHAVIOR.md 11.3 E25), and every request has its own timeout (E23).
+type mmdsClient struct {
+	base string
+	hc   *http.Client
+}
+
+func newMMDSClient(addr string, timeout time.Duration) *mmdsClient {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(strings.Trim(addr, "[]"), "80")
+	}
+	tr := &http.Transport{
+		Proxy:             nil, // MMDS is link-local: never through a proxy
+		DisableKeepAlives: true,
+		DialContext:       (&net.Dialer{Timeout: timeout}).DialContext,
+	}
+	return &mmdsClient{base: "http://" + addr, hc: &http.Client{Transport: tr, Timeout: timeout}}
+}
+
+// fetch runs one token + metadata exchange.
+func (c *mmdsClient) fetch(ctx context.Context) (Metadata, error) {
+	var md Metadata
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+"/latest/api/token", nil)
+	if err != nil {
+		return md, err
+	}
+	req.Header.Set("X-metadata-token-ttl-seconds", "60")
+	tok, err := c.do(req, maxMMDSToken)
+	if err != nil {
+		return md, fmt.Errorf("mmds token: %w", err)
+	}
+	if len(tok) == 0 {
+		return md, errors.New("mmds token: empty answer")
+	}
+	req, err = http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/", nil)
+	if err != nil {
+		return md, err
+	}
+	req.Header.Set("X-metadata-token", string(tok))
+	req.Header.Set("Accept", "application/json")
+	body, err := c.do(req, maxMMDSBody)
+	if err != nil {
+		return md, fmt.Errorf("mmds metadata: %w", err)
+	}
+	if err := json.Unmarshal(body, &md); err != nil {
+		return md, fmt.Errorf("mmds metadata: %w", err)
+	}
+	return md, nil
+}
+
+func (c *mmdsClient) do(req *http.Request, limit int64) ([]byte, error) {
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("answer over %d bytes", limit)
+	}
+	return b, nil
+}
+
+// poller polls MMDS every interval until one full success: unbounded at
+// start, for RepollSpan after each /init (BEHAVIOR.md 7.1). It logs only a
+// summary: when a bounded poll gives up, and once a minute while the
+// start-up poll keeps failing.
+type poller struct {
+	l    *Lifecycle
+	reqs chan time.Duration // 0 = until success; coalesced, one slot
+	done chan struct{}      // a poll succeeded (tests); one slot, latest wins
+}
+
+func newPoller(l *Lifecycle) *poller {
+	return &poller{l: l, reqs: make(chan time.Duration, 1), done: make(chan struct{}, 1)}
+}
+
+// kick asks for a poll bounded to span (0: until success). A request that
+// finds one pending is dropped: the pending one covers it.
+func (p *poller) kick(span time.Duration) {
+	select {
+	case p.reqs <- span:
+	default:
+	}
+}
+
+func (p *poller) run(ctx context.Context) {
+	l := p.l
+	if l.mmds == nil {
+		return
+	}
+	var (
+		active, unbounded bool
+		deadline, report  time.Time
+		fails             int
+		lastErr           error
+	)
+	apply := func(span time.Duration) {
+		now := time.Now()
+		if !active {
+			fails, lastErr, report = 0, nil, now
+		}
+		active = true
+		if span == 0 {
+			unbounded = true
+		} else if d := now.Add(span); d.After(deadline) {
+			deadline = d
+		}
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if !active {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-p.reqs:
+				apply(s)
+			}
+		}
+		md, err := l.mmds.fetch(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			l.applyMetadata(md)
+			active, unbounded, deadline = false, false, time.Time{}
+			select {
+			case p.done <- struct{}{}:
+			default:
+			}
+			continue
+		}
+		fails, lastErr = fails+1, err
+		now := time.Now()
+		if !unbounded && now.After(deadline) {
+			l.log.Warn("mmds poll gave up", "failures", fails, "err", lastErr)
+			active, deadline = false, time.Time{}
+			continue
+		}
+		if unbounded && now.Sub(report) >= time.Minute {
+			l.log.Warn("mmds still unreachable", "failures", fails, "err", lastErr)
+			report = now
+		}
+		timer.Reset(l.o.MMDSInterval)
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-p.reqs:
+			apply(s)
+		case <-timer.C:
+		}
+	}
+}
+
+// applyMetadata stores the ids as internal variables and marker files
+// (mode 0666, no newline; BEHAVIOR.md 1.5). An empty id does not erase a
+// known one.
+func (l *Lifecycle) applyMetadata(md Metadata) {
+	for suffix, v := range map[string]string{"SANDBOX_ID": md.InstanceID, "TEMPLATE_ID": md.EnvID} {
+		if v == "" {
+			continue
+		}
+		name := l.o.Flavor.Env(suffix)
+		l.o.Defaults.SetInternal(name, v)
+		if err := writeRunFile(l.o.RunDir, "."+name, v, 0o666); err != nil {
+			l.log.Warn("cannot write id file", "name", name, "err", err)
+		}
+	}
+}
+
+// writeRunFile writes dir/name with exactly mode (umask does not apply).
+func writeRunFile(dir, name, value string, mode os.FileMode) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(value), mode); err != nil {
+		return err
+	}
+	return os.Chmod(p, mode)
+}
