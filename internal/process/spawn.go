@@ -100,7 +100,9 @@ func (s *spawner) close() {
 }
 
 // withChildOOM runs fork with envd's oom_score_adj at the children's value
-// and restores envd's afterwards.
+// and restores envd's afterwards. Restoring never needs CAP_SYS_RESOURCE:
+// the kernel lets a process go back down to oom_score_adj_min, which only a
+// privileged write moves, so envd's current value is always at or above it.
 func (s *spawner) withChildOOM(fork func()) {
 	if s.oom == nil {
 		fork()

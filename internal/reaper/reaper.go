@@ -174,8 +174,9 @@ func (r *Reaper) loop() {
 	}
 }
 
-// maxSweep bounds the work of one sweep; another SIGCHLD or the next
-// sweep picks up the rest.
+// maxSweep bounds the work of one sweep under one lock hold pattern; a
+// sweep that hits it queues another sweep itself, because SIGCHLDs that
+// arrived meanwhile were coalesced into at most one.
 const maxSweep = 4096
 
 func (r *Reaper) sweep() {
@@ -203,6 +204,10 @@ func (r *Reaper) sweep() {
 			}
 		}
 		r.mu.Unlock()
+	}
+	select {
+	case r.sigs <- syscall.SIGCHLD:
+	default:
 	}
 }
 
