@@ -32,7 +32,11 @@ const (
 // copied to a child at fork. The thread is never unlocked, so it dies with
 // the goroutine instead of going back to the Go scheduler's pool.
 type spawner struct {
-	log  *slog.Logger
+	log *slog.Logger
+	// direct forks from the caller's thread: envd already runs at the
+	// children's nice and IO priority, so no thread can hand out others,
+	// and the hop to the spawn thread (tens of µs per Start) is saved.
+	direct bool
 	reqs chan func()
 	done chan struct{}
 	oom  *os.File // envd's /proc/self/oom_score_adj, nil when unavailable
@@ -48,10 +52,29 @@ func newSpawner(log *slog.Logger) (*spawner, error) {
 	} else {
 		log.Warn("cannot open oom_score_adj; children inherit envd's", "err", err)
 	}
+	if samePriorities() {
+		s.direct = true
+		close(s.done)
+		return s, nil
+	}
 	ready := make(chan struct{})
 	go s.run(ready)
 	<-ready
 	return s, nil
+}
+
+// samePriorities reports whether envd (every thread starts from the main
+// thread's values) runs at nice 0 with the default or best-effort/4 IO
+// priority, which is what children must get.
+func samePriorities() bool {
+	// getpriority returns 20-nice for the raw syscall.
+	prio, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
+	if err != nil || 20-prio != childNice {
+		return false
+	}
+	const ioprioGet = 0 // IOPRIO_WHO_PROCESS-relative get of this thread
+	v, _, e := unix.Syscall(unix.SYS_IOPRIO_GET, ioprioWhoPID, ioprioGet, 0)
+	return e == 0 && (v == 0 || v == ioprioBE4)
 }
 
 func (s *spawner) run(ready chan<- struct{}) {
@@ -73,12 +96,16 @@ func (s *spawner) run(ready chan<- struct{}) {
 	}
 }
 
-// do runs fn on the spawn thread and waits for it.
+// do runs fn on the spawn thread (or inline when direct) and waits for it.
 func (s *spawner) do(fn func()) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return errs.New(errs.Unavailable, "envd is shutting down")
+	}
+	if s.direct {
+		fn()
+		return nil
 	}
 	finished := make(chan struct{})
 	s.reqs <- func() { defer close(finished); fn() }
@@ -90,7 +117,9 @@ func (s *spawner) close() {
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
-		close(s.reqs)
+		if !s.direct {
+			close(s.reqs)
+		}
 	}
 	s.mu.Unlock()
 	<-s.done
