@@ -107,17 +107,9 @@ type Manager struct {
 
 	mu       sync.Mutex // guards procs, retained, seq, closed
 	procs    map[int]*Proc
-	retained []*retainedExit // oldest first
+	retained retention
 	seq      uint64
 	closed   bool
-}
-
-type retainedExit struct {
-	pid  int
-	tag  *string
-	at   time.Time
-	end  End
-	done chan struct{} // closed
 }
 
 // New starts the spawner thread.
@@ -130,7 +122,7 @@ func New(o Options) (*Manager, error) {
 		log = slog.Default()
 	}
 	m := &Manager{log: log, reaper: o.Reaper, cgroups: o.Cgroups, stall: o.StallTimeout,
-		path: o.Path, closing: make(chan struct{}), procs: map[int]*Proc{}}
+		path: o.Path, closing: make(chan struct{}), procs: map[int]*Proc{}, retained: newRetention()}
 	if m.stall <= 0 {
 		m.stall = DefaultStallTimeout
 	}
@@ -239,7 +231,7 @@ func (m *Manager) Connect(sel Selector, keepalive time.Duration) (*Sub, error) {
 	m.mu.Lock()
 	p := m.findLocked(sel)
 	if p == nil {
-		r := m.retainedLocked(sel)
+		r := m.retained.find(sel, time.Now())
 		m.mu.Unlock()
 		if r == nil {
 			return nil, sel.notFound()
@@ -251,40 +243,10 @@ func (m *Manager) Connect(sel Selector, keepalive time.Duration) (*Sub, error) {
 	return p.subscribe(keepalive)
 }
 
-// retainedLocked finds a retained exit, pruning expired entries first.
-func (m *Manager) retainedLocked(sel Selector) *retainedExit {
-	m.pruneLocked(time.Now())
-	for i := len(m.retained) - 1; i >= 0; i-- {
-		r := m.retained[i]
-		if (!sel.ByTag && r.pid == int(sel.Pid)) || (sel.ByTag && r.tag != nil && *r.tag == sel.Tag) {
-			return r
-		}
-	}
-	return nil
-}
-
-func (m *Manager) pruneLocked(now time.Time) {
-	n := 0
-	for n < len(m.retained) && (now.Sub(m.retained[n].at) >= Retention || len(m.retained)-n > maxRetained) {
-		n++
-	}
-	if n > 0 {
-		m.retained = append(m.retained[:0:0], m.retained[n:]...)
-	}
-}
-
 // registerLocked adds a started process, dropping retained exits with the
 // same pid or tag (PROTOCOL.md 3.2).
 func (m *Manager) registerLocked(p *Proc) {
-	kept := m.retained[:0]
-	for _, r := range m.retained {
-		if r.pid == p.pid || (p.tag != nil && r.tag != nil && *r.tag == *p.tag) {
-			continue
-		}
-		kept = append(kept, r)
-	}
-	clear(m.retained[len(kept):])
-	m.retained = kept
+	m.retained.drop(p.pid, p.tag)
 	m.seq++
 	p.seq = m.seq
 	m.procs[p.pid] = p
@@ -297,7 +259,5 @@ func (m *Manager) retire(p *Proc, end End) {
 	if m.procs[p.pid] == p {
 		delete(m.procs, p.pid)
 	}
-	now := time.Now()
-	m.retained = append(m.retained, &retainedExit{pid: p.pid, tag: p.tag, at: now, end: end, done: p.done})
-	m.pruneLocked(now)
+	m.retained.add(&retainedExit{pid: p.pid, tag: p.tag, at: time.Now(), end: end, done: p.done})
 }

@@ -235,29 +235,30 @@ func TestRetentionBoundedAndClearedByNewProcess(t *testing.T) {
 		}
 	}
 	m.mu.Lock()
-	n := 0
-	for _, r := range m.retained {
-		if r.tag != nil && *r.tag == tag {
-			n++
-		}
-	}
+	n := m.retained.len()
 	m.mu.Unlock()
 	if n != 1 {
-		t.Fatalf("%d retained exits under one tag, want 1 (a new start clears older ones)", n)
+		t.Fatalf("%d retained exits after 3 starts under one tag, want 1 (a new start clears older ones)", n)
 	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
 	for i := range maxRetained + 10 {
-		m.retained = append(m.retained, &retainedExit{pid: -i, at: time.Now()})
+		m.retained.add(&retainedExit{pid: -1 - i, at: now})
 	}
-	m.pruneLocked(time.Now())
-	if len(m.retained) != maxRetained {
-		t.Errorf("retained %d entries, bound %d", len(m.retained), maxRetained)
+	if got := m.retained.len(); got != maxRetained {
+		t.Errorf("retained %d entries, bound %d", got, maxRetained)
 	}
-	m.pruneLocked(time.Now().Add(Retention))
-	if len(m.retained) != 0 {
-		t.Errorf("%d entries survived the retention period", len(m.retained))
+	if m.retained.find(Selector{Pid: 1}, now) != nil {
+		t.Error("the oldest entries must be evicted first")
 	}
-	m.mu.Unlock()
+	if len(m.retained.queue)-m.retained.head > 2*maxRetained {
+		t.Errorf("queue holds %d slots for %d entries", len(m.retained.queue)-m.retained.head, maxRetained)
+	}
+	m.retained.prune(now.Add(Retention))
+	if got := m.retained.len(); got != 0 || len(m.retained.byPid) != 0 || len(m.retained.byTag) != 0 {
+		t.Errorf("%d entries (%d by pid, %d by tag) survived the retention period", got, len(m.retained.byPid), len(m.retained.byTag))
+	}
 }
 
 func TestSubAfterEndIsEOF(t *testing.T) {

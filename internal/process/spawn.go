@@ -37,9 +37,9 @@ type spawner struct {
 	// children's nice and IO priority, so no thread can hand out others,
 	// and the hop to the spawn thread (tens of µs per Start) is saved.
 	direct bool
-	reqs chan func()
-	done chan struct{}
-	oom  *os.File // envd's /proc/self/oom_score_adj, nil when unavailable
+	reqs   chan func()
+	done   chan struct{}
+	oom    *os.File // envd's /proc/self/oom_score_adj, nil when unavailable
 
 	mu     sync.Mutex // guards closed and serialises sends on reqs with close
 	closed bool
