@@ -3,16 +3,12 @@ package testenv
 import (
 	"bytes"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // LogBuffer collects log output safely across goroutines.
@@ -84,44 +80,5 @@ type Proc struct {
 // waits until /health answers. The process is killed (by PID) at cleanup.
 func StartBinary(t testing.TB, args ...string) *Proc {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	base := []string{"--isnotfc", "--no-cgroups", "--listen-addr", "127.0.0.1", "--port", fmt.Sprint(port),
-		"--run-dir", t.TempDir(), "--mmds-addr", "127.0.0.1:1", "--forward-addr", "127.0.0.1"}
-	cmd := exec.Command(Binary(t), append(base, args...)...)
-	out := &LogBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	})
-	p := &Proc{Env: newEnv(t, fmt.Sprintf("127.0.0.1:%d", port)), Cmd: cmd, Output: out}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := p.HTTP.Get(p.URL + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNoContent {
-				return p
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("testenv: envd exited early:\n%s", out.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testenv: envd not healthy after 10s:\n%s", out.String())
-		}
-	}
+	return StartBinaryWith(t, BinaryOptions{Args: args})
 }
