@@ -225,6 +225,7 @@ func TestNoSubscriberOutputIsDrained(t *testing.T) {
 func TestRetentionBoundedAndClearedByNewProcess(t *testing.T) {
 	m := newManager(t, Options{})
 	tag := "same"
+	var last int
 	for range 3 {
 		s, err := m.Start(StartOptions{Config: Config{Cmd: "true"}, User: root(t), Dir: "/", Tag: &tag})
 		if err != nil {
@@ -233,6 +234,19 @@ func TestRetentionBoundedAndClearedByNewProcess(t *testing.T) {
 		if _, _, err := drain(t, s); err != nil {
 			t.Fatal(err)
 		}
+		last = s.Pid()
+	}
+	// The end reaches subscribers just before the exit is retained; wait
+	// for the last one to be retained (no event marks it).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m.mu.Lock()
+		retained := m.retained.byPid[last] != nil
+		m.mu.Unlock()
+		if retained || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
 	}
 	m.mu.Lock()
 	n := m.retained.len()
