@@ -15,6 +15,17 @@ if ((${#need[@]})); then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# VM tests (tests/vm): qemu and a stock kernel with its module tree. No
+# recommends: they would pull qemu's GUI.
+vm=()
+command -v qemu-system-x86_64 >/dev/null 2>&1 || vm+=(qemu-system-x86)
+compgen -G '/boot/vmlinuz-*' >/dev/null || vm+=(linux-image-cloud-amd64)
+if ((${#vm[@]})); then
+  echo "deps: installing ${vm[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${vm[@]}" >/dev/null
+fi
 cd "$(dirname "$0")/../tests/sdk"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   npm ci --no-audit --no-fund --loglevel=error >/dev/null

@@ -136,6 +136,10 @@ func (p *Proc) waitExit() {
 		<-p.eof
 	}
 	end := endOf(p.child.Status())
+	// Leave the table before anyone sees the end: a client that got End
+	// and then calls List must not find the process (a Connect meanwhile
+	// finds the retained exit and waits for done).
+	p.m.retire(p, end)
 	p.mu.Lock()
 	p.ended, p.end = true, end
 	if p.timer != nil {
@@ -144,7 +148,6 @@ func (p *Proc) waitExit() {
 	p.subs = nil
 	close(p.done)
 	p.mu.Unlock()
-	p.m.retire(p, end)
 	p.m.log.Debug("process ended", "pid", p.pid, "status", end.Status)
 }
 

@@ -236,21 +236,13 @@ func TestRetentionBoundedAndClearedByNewProcess(t *testing.T) {
 		}
 		last = s.Pid()
 	}
-	// The end reaches subscribers just before the exit is retained; wait
-	// for the last one to be retained (no event marks it).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		m.mu.Lock()
-		retained := m.retained.byPid[last] != nil
-		m.mu.Unlock()
-		if retained || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
 	m.mu.Lock()
 	n := m.retained.len()
+	kept := m.retained.byPid[last] != nil
 	m.mu.Unlock()
+	if !kept {
+		t.Fatalf("the last exit (pid %d) is not retained once its end was delivered", last)
+	}
 	if n != 1 {
 		t.Fatalf("%d retained exits after 3 starts under one tag, want 1 (a new start clears older ones)", n)
 	}
@@ -379,5 +371,23 @@ func TestBlockedStdinWriteIsCancellable(t *testing.T) {
 	}
 	if err := p.Write(nil, false, []byte("x")); err == nil || !strings.Contains(err.Error(), "stdin not enabled or closed") {
 		t.Fatalf("write after close: %v", err)
+	}
+}
+
+// A client that received End and then lists must not find the process:
+// the table is left before the end is published (regression: the VM
+// parallel-restore test listed a process it had just seen killed).
+func TestEndedProcessIsNotListed(t *testing.T) {
+	m := newManager(t, Options{})
+	for range 200 {
+		s := start(t, m, "exit 0")
+		if _, end, err := drain(t, s); err != nil || end == nil {
+			t.Fatalf("end %v err %v", end, err)
+		}
+		for _, info := range m.List() {
+			if info.Pid == s.Pid() {
+				t.Fatalf("pid %d listed after its end was delivered", s.Pid())
+			}
+		}
 	}
 }

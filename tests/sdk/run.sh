@@ -74,8 +74,17 @@ ip netns add "$NS" || die "could not create network namespace $NS"
 NS_CREATED=1
 ip netns exec "$NS" ip link set lo up
 
-# 'ip netns exec' execs the binary, so $! is envd's own PID.
-ip netns exec "$NS" "$ENVD_BIN" --isnotfc --port "$PORT" "$@" >"$ENVD_LOG" 2>&1 &
+# envd and the tests run with a fresh, empty tmpfs over /root (a private
+# mount namespace): the SDK runs root's commands as login shells, and
+# this machine's root dotfiles (pyenv's rehash lock) must neither be tested
+# nor be left locked when a test kills a shell mid-start-up.
+# 'ip netns exec', unshare (no --fork) and the shell all exec, so $! below
+# is envd's own PID.
+fresh_root() {
+  exec ip netns exec "$NS" unshare --mount --propagation private \
+    sh -c 'mount -t tmpfs -o mode=0700,size=256m envd-sdk-root /root && exec "$@"' sh "$@"
+}
+fresh_root "$ENVD_BIN" --isnotfc --port "$PORT" "$@" >"$ENVD_LOG" 2>&1 &
 ENVD_PID=$!
 
 # Wait (about 10 s at most) for GET /health to answer 200 or 204.
@@ -101,8 +110,9 @@ if [ -z "$ready" ]; then
 fi
 
 set +e
-ip netns exec "$NS" env E2B_DEBUG=true NPM_CONFIG_UPDATE_NOTIFIER=false \
-  npm test --prefix "$SDK_DIR"
+# The tests share envd's mount namespace: they check files envd wrote in ~.
+nsenter --net="/var/run/netns/$NS" --mount="/proc/$ENVD_PID/ns/mnt" \
+  env E2B_DEBUG=true NPM_CONFIG_UPDATE_NOTIFIER=false npm test --prefix "$SDK_DIR"
 status=$?
 set -e
 
