@@ -5,6 +5,8 @@
 // ../README.md). run.sh sets E2B_DEBUG=true; createSandbox() also passes
 // `debug: true`, so the tests work without the variable too.
 
+import { spawn } from 'node:child_process'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -106,4 +108,62 @@ export async function makeTempDir(t, prefix = 'envd-sdk') {
 export function pending(reason) {
   if (process.env.ENVD_SDK_STRICT === '1') return {}
   return { todo: `pending: ${reason}` }
+}
+
+/** The envd binary: $ENVD_BIN, else the one listening on 49983 in this netns. */
+export function envdBinary() {
+  if (process.env.ENVD_BIN) return process.env.ENVD_BIN
+  const myNet = readlinkSync('/proc/self/ns/net')
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue
+    try {
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+      const port = args.indexOf('--port')
+      if (port < 0 || args[port + 1] !== '49983' || readlinkSync(`/proc/${pid}/ns/net`) !== myNet) continue
+      return readlinkSync(`/proc/${pid}/exe`)
+    } catch {
+      // the process went away, or is not ours to read
+    }
+  }
+  return undefined
+}
+
+/**
+ * Starts a private envd (the same binary) on 127.0.0.1:port with extra
+ * flags, for tests that change envd-wide state, and waits for /health.
+ * stop() kills it by its PID (we started it) and removes its run dir.
+ */
+export async function startPrivateEnvd(port, args = []) {
+  const bin = envdBinary()
+  if (!bin) throw new Error('cannot find the envd binary: run through run.sh or set ENVD_BIN')
+  const runDir = await mkdtemp(join(tmpdir(), 'envd-sdk-private-'))
+  const child = spawn(bin, ['--isnotfc', '--no-cgroups', '--listen-addr', '127.0.0.1',
+    '--port', String(port), '--run-dir', runDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  const keep = (d) => { output = (output + d).slice(-4000) }
+  child.stdout.on('data', keep)
+  child.stderr.on('data', keep)
+  const stop = async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((r) => child.once('exit', r))
+      child.kill('SIGKILL')
+      await exited
+    }
+    await rm(runDir, { recursive: true, force: true })
+  }
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/health`)
+      await res.arrayBuffer()
+      if (res.ok) return { stop, output: () => output }
+    } catch {
+      // not listening yet
+    }
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stop()
+      throw new Error(`private envd did not start:\n${output}`)
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
 }

@@ -9,13 +9,10 @@
 // shared one untouched.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Sandbox, getSignature } from 'e2b'
-import { DEBUG_ENVD_VERSION, makeTempDir, REQUEST_TIMEOUT_MS } from './helpers.mjs'
+import { DEBUG_ENVD_VERSION, makeTempDir, REQUEST_TIMEOUT_MS, startPrivateEnvd } from './helpers.mjs'
 
 const T = { timeout: 30_000 }
 const PORT = 49987
@@ -23,60 +20,15 @@ const URL_BASE = `http://localhost:${PORT}`
 const TOKEN = '0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0'
 const GATE = { code: 401, message: 'unauthorized access, please provide a valid access token or method signing if supported' }
 
-/** The envd binary: $ENVD_BIN, else the one listening on 49983 in this netns. */
-function envdBinary() {
-  if (process.env.ENVD_BIN) return process.env.ENVD_BIN
-  const myNet = readlinkSync('/proc/self/ns/net')
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue
-    try {
-      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
-      const port = args.indexOf('--port')
-      if (port < 0 || args[port + 1] !== '49983' || readlinkSync(`/proc/${pid}/ns/net`) !== myNet) continue
-      return readlinkSync(`/proc/${pid}/exe`)
-    } catch {
-      // the process went away, or is not ours to read
-    }
-  }
-  return undefined
-}
-
-let child
-let runDir
-let output = ''
+let priv
 
 before(async () => {
-  const bin = envdBinary()
-  assert.ok(bin, 'cannot find the envd binary: run through run.sh or set ENVD_BIN')
-  runDir = await mkdtemp(join(tmpdir(), 'envd-sdk-secure-'))
-  child = spawn(bin, ['--isnotfc', '--no-cgroups', '--listen-addr', '127.0.0.1', '--port', String(PORT), '--run-dir', runDir],
-    { stdio: ['ignore', 'pipe', 'pipe'] })
-  child.stdout.on('data', (d) => { output = (output + d).slice(-4000) })
-  child.stderr.on('data', (d) => { output = (output + d).slice(-4000) })
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    try {
-      const res = await fetch(`${URL_BASE}/health`)
-      await res.arrayBuffer()
-      if (res.ok) break
-    } catch {
-      // not listening yet
-    }
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`private envd did not start:\n${output}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
+  priv = await startPrivateEnvd(PORT)
   const res = await init({ accessToken: TOKEN })
   assert.equal(res.status, 204, `first /init: ${res.status} ${await res.text()}`)
 })
 
-after(async () => {
-  if (child && child.exitCode === null) {
-    const exited = new Promise((r) => child.once('exit', r))
-    child.kill('SIGKILL') // by its PID: we started it
-    await exited
-  }
-  if (runDir) await rm(runDir, { recursive: true, force: true })
-})
+after(() => priv?.stop())
 
 function init(body, headers = {}) {
   return fetch(`${URL_BASE}/init`, {
