@@ -121,11 +121,14 @@ test('killing a foreground command from another call ends it with signal: killed
   let ready
   const isReady = new Promise((r) => { ready = r })
   const running = sandbox.commands.run('echo ready; exec sleep 30', { onStdout: () => ready() })
+  // Handle the rejection from the start: it may come while kill() is still
+  // awaited, and a rejection unhandled for a tick fails the test.
+  const outcome = running.then(() => { throw new Error('the killed command resolved') }, (err) => err)
   await isReady
   const me = (await sandbox.commands.list()).find((p) => p.args[2] === 'echo ready; exec sleep 30')
   assert.ok(me, 'the foreground command is listed')
   assert.equal(await sandbox.commands.kill(me.pid), true)
-  await assert.rejects(running, (err) => {
+  await assert.rejects(outcome.then((err) => { throw err }), (err) => {
     assert.ok(err instanceof CommandExitError, `got ${err}`)
     assert.equal(err.exitCode, -1)
     assert.equal(err.error, 'signal: killed')
