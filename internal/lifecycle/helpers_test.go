@@ -86,6 +86,8 @@ type mmdsSim struct {
 	noToken   int // GETs refused for a missing or unknown token
 	n         int
 	abandoned int // hung requests the client gave up on
+	conns     int // TCP connections accepted
+	reqs      int // requests of any kind
 }
 
 func newMMDSSim(t *testing.T, meta map[string]any) *mmdsSim {
@@ -95,7 +97,13 @@ func newMMDSSim(t *testing.T, meta map[string]any) *mmdsSim {
 		t.Fatal(err)
 	}
 	m.addr = ln.Addr().String()
-	srv := &http.Server{Handler: m}
+	srv := &http.Server{Handler: m, ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			m.mu.Lock()
+			m.conns++
+			m.mu.Unlock()
+		}
+	}}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
 		m.mu.Lock()
@@ -119,6 +127,7 @@ func (m *mmdsSim) set(meta map[string]any) {
 
 func (m *mmdsSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.mu.Lock()
+	m.reqs++
 	hang := m.hang
 	if m.failNext > 0 {
 		m.failNext--

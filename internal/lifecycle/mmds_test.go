@@ -216,3 +216,19 @@ func TestInitTokenRulesWithMMDSHash(t *testing.T) {
 func isUnauth(err error, msg string) bool {
 	return err != nil && errs.Kind(err) == errs.Unauthenticated && err.Error() == msg
 }
+
+// BEHAVIOR.md 11.3 E25: a kept-alive MMDS connection can be half-dead after
+// pause/resume, so every MMDS request opens a fresh connection.
+func TestMMDSNeverReusesConnections(t *testing.T) {
+	sim := newMMDSSim(t, map[string]any{"instanceID": "i-25", "envID": "e-25"})
+	sim.mu.Lock()
+	sim.failNext = 3 // three failed rounds first: more requests on the same client
+	sim.mu.Unlock()
+	l, _ := fcLC(t, sim, nil)
+	awaitPoll(t, l)
+	sim.mu.Lock()
+	defer sim.mu.Unlock()
+	if requests := sim.reqs; sim.conns != requests || requests < 5 {
+		t.Fatalf("%d requests over %d connections: MMDS connections must not be reused", requests, sim.conns)
+	}
+}
