@@ -163,13 +163,13 @@ func TestStartCallbacksAndInput(t *testing.T) {
 func TestPTYInputAndResize(t *testing.T) {
 	e := testenv.Start(t, testenv.Options{})
 	c := newClient(t, e)
-	out := &lineWaiter{}
+	out := &testenv.LogBuffer{}
 	p, err := c.Start(ctxT(t), client.Command{Cmd: "/bin/sh", Args: []string{"-c", "stty size; read x; stty size; exit 4"},
 		PTY: &client.Size{Cols: 80, Rows: 24}, Stdout: out})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out.wait(t, "24 80")
+	out.WaitFor(t, "24 80", 0)
 	if err := p.Resize(ctxT(t), client.Size{Cols: 101, Rows: 33}); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestPTYInputAndResize(t *testing.T) {
 	if err := p.SendInput(ctxT(t), []byte("go\r")); err != nil {
 		t.Fatal(err)
 	}
-	out.wait(t, "33 101")
+	out.WaitFor(t, "33 101", 0)
 	exit, err := p.Wait()
 	if err != nil || exit.Code != 4 {
 		t.Fatalf("%v %+v", err, exit)
@@ -300,48 +300,4 @@ func TestConnectListAndSelectors(t *testing.T) {
 	if err := c.CloseStdin(ctxT(t), client.Tag("no-such-tag")); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("close stdin missing: %v", err)
 	}
-}
-
-// lineWaiter collects output and lets a test wait for a substring.
-type lineWaiter struct {
-	mu   sync.Mutex // guards buf and wake
-	buf  bytes.Buffer
-	wake chan struct{}
-}
-
-func (w *lineWaiter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if w.wake != nil {
-		close(w.wake)
-		w.wake = nil
-	}
-	return len(p), nil
-}
-
-func (w *lineWaiter) wait(t testing.TB, s string) {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		w.mu.Lock()
-		if strings.Contains(w.buf.String(), s) {
-			w.mu.Unlock()
-			return
-		}
-		ch := make(chan struct{})
-		w.wake = ch
-		w.mu.Unlock()
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("no %q in output %q", s, w.String())
-		}
-	}
-}
-
-func (w *lineWaiter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }

@@ -154,20 +154,20 @@ func TestWatchCommand(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(binary(t, raceEnabled), "watch", "-r", dir)
 	cmd.Env = append(cleanEnv(), "ENVD_ADDR="+e.Addr)
-	out, errw := &waiter{}, &waiter{}
+	out, errw := &testenv.LogBuffer{}, &testenv.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, errw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	errw.waitFor(t, "watching "+dir, 0)
+	errw.WaitFor(t, "watching "+dir, 0)
 	write(t, dir+"/sub/f.txt", "x")
-	out.waitFor(t, "CREATE sub\n", 0)
-	out.waitFor(t, "CREATE sub/f.txt\n", 0)
+	out.WaitFor(t, "CREATE sub\n", 0)
+	out.WaitFor(t, "CREATE sub/f.txt\n", 0)
 	if err := os.Remove(dir + "/sub/f.txt"); err != nil {
 		t.Fatal(err)
 	}
-	out.waitFor(t, "REMOVE sub/f.txt\n", 0)
+	out.WaitFor(t, "REMOVE sub/f.txt\n", 0)
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}

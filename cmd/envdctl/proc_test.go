@@ -65,13 +65,13 @@ func TestRunForwardsInterrupt(t *testing.T) {
 	e := testenv.Start(t, testenv.Options{})
 	cmd := exec.Command(binary(t, raceEnabled), "run", "--", "sh", "-c", "trap 'exit 9' TERM; echo ready; while :; do sleep 0.05; done")
 	cmd.Env = append(cleanEnv(), "ENVD_ADDR="+e.Addr)
-	out := &waiter{}
+	out := &testenv.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	out.waitFor(t, "ready", 0)
+	out.WaitFor(t, "ready", 0)
 	if err := cmd.Process.Signal(interruptSig); err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 type onTerminal struct {
 	cmd    *exec.Cmd
 	master *os.File
-	out    *waiter
+	out    *testenv.LogBuffer
 	read   chan struct{} // closed when the master reader is done
 	exited chan struct{} // closed when cmd.Wait has returned
 }
@@ -36,7 +36,7 @@ func startOnTerminal(t *testing.T, e *testenv.Env, rows, cols uint16, args ...st
 		t.Fatal(err)
 	}
 	s.Close() // only the child holds the terminal now
-	o := &onTerminal{cmd: cmd, master: m, out: &waiter{}, read: make(chan struct{}), exited: make(chan struct{})}
+	o := &onTerminal{cmd: cmd, master: m, out: &testenv.LogBuffer{}, read: make(chan struct{}), exited: make(chan struct{})}
 	go func() {
 		defer close(o.read)
 		_, _ = io.Copy(o.out, m) // ends with EIO once the child has gone
@@ -80,21 +80,21 @@ func TestShellOnPseudoTerminal(t *testing.T) {
 	o := startOnTerminal(t, e, 24, 80, "shell", "--", "/bin/bash", "--noprofile", "--norc", "-i")
 	// The remote side sees the local size from the start.
 	o.typ(t, "stty size; echo hel''lo-$((6*7))\r")
-	at := o.out.waitFor(t, "24 80", 0)
-	at = o.out.waitFor(t, "hello-42", at)
+	at := o.out.WaitFor(t, "24 80", 0)
+	at = o.out.WaitFor(t, "hello-42", at)
 	// Resize the local terminal: envdctl gets SIGWINCH and the remote
 	// terminal follows before the next keys arrive.
 	setSize(t, o.master, 33, 101)
 	o.typ(t, "stty size\r")
-	at = o.out.waitFor(t, "33 101", at)
+	at = o.out.WaitFor(t, "33 101", at)
 	// Keys are raw: Ctrl-C interrupts the remote command, not envdctl.
 	// (It is sent once the line runs, when the remote terminal makes it a
 	// signal rather than an editing key.)
 	o.typ(t, "echo start-$((0+1)); sleep 30; echo not-$((2+3))-interrupted\r")
-	at = o.out.waitFor(t, "start-1", at)
+	at = o.out.WaitFor(t, "start-1", at)
 	o.typ(t, "\x03")
 	o.typ(t, "echo after-$((1+1))\r")
-	o.out.waitFor(t, "after-2", at)
+	o.out.WaitFor(t, "after-2", at)
 	// The last status, then Ctrl-D: the shell exits with it.
 	o.typ(t, "(exit 7)\r")
 	o.typ(t, "\x04")
@@ -110,8 +110,8 @@ func TestShellOnPseudoTerminal(t *testing.T) {
 func TestShellCommandAndAttachPTY(t *testing.T) {
 	e := testenv.Start(t, testenv.Options{})
 	o := startOnTerminal(t, e, 30, 90, "shell", "--env", "X=on-a-tty", "--", "/bin/sh", "-c", `test -t 0 && echo "$X $TERM"; stty size; exit 3`)
-	o.out.waitFor(t, "on-a-tty xterm", 0)
-	o.out.waitFor(t, "30 90", 0)
+	o.out.WaitFor(t, "on-a-tty xterm", 0)
+	o.out.WaitFor(t, "30 90", 0)
 	if code := o.wait(t); code != 3 {
 		t.Fatalf("exit %d", code)
 	}
@@ -132,8 +132,8 @@ func TestShellCommandAndAttachPTY(t *testing.T) {
 	a := startOnTerminal(t, e, 40, 120, "attach", "--pty", "tty-job")
 	// Input is only sent after attach gave the remote terminal its size.
 	a.typ(t, "yes\r")
-	a.out.waitFor(t, "40 120", 0)
-	a.out.waitFor(t, "got-yes", 0)
+	a.out.WaitFor(t, "40 120", 0)
+	a.out.WaitFor(t, "got-yes", 0)
 	if code := a.wait(t); code != 6 {
 		t.Fatalf("attach exit %d; terminal:\n%s", code, a.out.String())
 	}
@@ -150,8 +150,8 @@ func TestCpProgressOnTerminal(t *testing.T) {
 	if code := o.wait(t); code != 0 {
 		t.Fatalf("exit %d: %s", code, o.out.String())
 	}
-	o.out.waitFor(t, "big.bin", 0)
-	o.out.waitFor(t, "100% [==============================] 8.0 MiB / 8.0 MiB", 0)
+	o.out.WaitFor(t, "big.bin", 0)
+	o.out.WaitFor(t, "100% [==============================] 8.0 MiB / 8.0 MiB", 0)
 	if fi, err := os.Stat(dir + "/up.bin"); err != nil || fi.Size() != 8<<20 {
 		t.Fatalf("upload: %v", err)
 	}

@@ -7,19 +7,27 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
-// LogBuffer collects log output safely across goroutines.
+// LogBuffer collects output safely across goroutines and lets a test
+// wait for a substring to be written.
 type LogBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
+	mu   sync.Mutex // guards buf and wake
+	buf  bytes.Buffer
+	wake chan struct{} // closed by the next Write, when a waiter is waiting
 }
 
 func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.wake != nil {
+		close(l.wake)
+		l.wake = nil
+	}
 	return l.buf.Write(p)
 }
 
@@ -28,6 +36,30 @@ func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+// WaitFor returns once s has been written at or after byte offset from,
+// with the offset just past it, or fails the test after 30 s.
+func (l *LogBuffer) WaitFor(t testing.TB, s string, from int) int {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		l.mu.Lock()
+		if i := strings.Index(l.buf.String()[min(from, l.buf.Len()):], s); i >= 0 {
+			l.mu.Unlock()
+			return from + i + len(s)
+		}
+		if l.wake == nil {
+			l.wake = make(chan struct{})
+		}
+		ch := l.wake
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("no %q in output:\n%s", s, l.String())
+		}
+	}
 }
 
 // Binary returns the path of an envd binary: $ENVD_BIN when set (the
