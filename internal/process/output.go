@@ -104,33 +104,57 @@ func (p *Proc) deliver(stream Stream, b []byte, c *chunk, stall *time.Timer) boo
 		c.refs.Store(1) // the reader's own reference, dropped below
 		defer p.m.chunks.release(c)
 	}
+	// One stall deadline for the whole read, armed by the first full
+	// queue: k stuck subscribers cost one StallTimeout, not k of them.
+	d := stallDeadline{t: stall}
+	defer d.stop()
 	for _, s := range subs {
 		if ev.c != nil {
 			ev.c.refs.Add(1)
 		}
-		if !p.enqueue(s, ev, stall) {
+		if !p.enqueue(s, ev, &d) {
 			p.m.chunks.release(ev.c)
 		}
 	}
 	return ev.c != nil
 }
 
-// enqueue puts ev on s's queue and reports whether it did.
-func (p *Proc) enqueue(s *Sub, ev Event, stall *time.Timer) bool {
+// stallDeadline is the shared deadline of one deliver call.
+type stallDeadline struct {
+	t            *time.Timer
+	armed, fired bool
+}
+
+func (d *stallDeadline) stop() {
+	if d.armed && !d.fired {
+		d.t.Stop()
+	}
+}
+
+// enqueue puts ev on s's queue and reports whether it did. A subscriber
+// still full when the deadline has passed is disconnected.
+func (p *Proc) enqueue(s *Sub, ev Event, d *stallDeadline) bool {
 	select {
 	case s.q <- ev:
 		return true
 	default:
 	}
-	stall.Reset(p.m.stall)
-	defer stall.Stop()
+	if d.fired {
+		p.kick(s)
+		return false
+	}
+	if !d.armed {
+		d.t.Reset(p.m.stall)
+		d.armed = true
+	}
 	select {
 	case s.q <- ev:
 		return true
 	case <-s.gone:
 	case <-p.reaped:
 	case <-p.m.closing:
-	case <-stall.C:
+	case <-d.t.C:
+		d.fired = true
 		p.kick(s)
 	}
 	return false
