@@ -23,6 +23,11 @@ func (m *Manager) Terminate(ctx context.Context) int {
 	for _, p := range ps {
 		select {
 		case <-p.done:
+			continue // ended already: once ctx is done too, select would pick at random
+		default:
+		}
+		select {
+		case <-p.done:
 		case <-ctx.Done():
 			if p.kill(syscall.SIGKILL) == nil {
 				killed++
