@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -134,7 +132,7 @@ func (f *filesystemRPC) WatchDir(ctx context.Context, req *connect.Request[fspb.
 	if err := stream.Send(&fspb.WatchDirResponse{Event: &fspb.WatchDirResponse_Start{Start: &fspb.WatchDirResponse_StartEvent{}}}); err != nil {
 		return err
 	}
-	interval := watchKeepalive(req.Header())
+	interval := keepaliveInterval(req.Header())
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -235,21 +233,3 @@ func legacyResponse[T any](r *connect.Response[T], legacy bool) *connect.Respons
 	return r
 }
 
-// Keepalive interval bounds (PROTOCOL.md 3.3.7): a missing, unparsable or
-// non-positive header means the default, so no header value can make a
-// ticker panic (E43); huge values are capped to stay a valid duration.
-const (
-	defaultWatchKeepalive = 90 * time.Second
-	maxWatchKeepalive     = 24 * time.Hour
-)
-
-func watchKeepalive(h http.Header) time.Duration {
-	n, err := strconv.ParseInt(strings.TrimSpace(h.Get("Keepalive-Ping-Interval")), 10, 64)
-	if err != nil || n <= 0 {
-		return defaultWatchKeepalive
-	}
-	if n > int64(maxWatchKeepalive/time.Second) {
-		return maxWatchKeepalive
-	}
-	return time.Duration(n) * time.Second
-}

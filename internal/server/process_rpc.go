@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -23,21 +22,6 @@ import (
 type processRPC struct {
 	processconnect.UnimplementedProcessHandler
 	s *Server
-}
-
-// defaultKeepalive is the keepalive interval without a usable header
-// (PROTOCOL.md 3.3.7).
-const defaultKeepalive = 90 * time.Second
-
-// keepaliveInterval parses Keepalive-Ping-Interval (seconds). Missing,
-// garbage, zero or negative values give the default: the peers crash on
-// them (E43).
-func keepaliveInterval(h http.Header) time.Duration {
-	n, err := strconv.ParseInt(strings.TrimSpace(h.Get("Keepalive-Ping-Interval")), 10, 64)
-	if err != nil || n <= 0 || n > int64(24*time.Hour/time.Second) {
-		return defaultKeepalive
-	}
-	return time.Duration(n) * time.Second
 }
 
 // processTimeout parses Connect-Timeout-Ms as the process lifetime
