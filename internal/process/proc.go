@@ -1,6 +1,7 @@
 package process
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -211,13 +212,13 @@ func (p *Proc) kill(sig syscall.Signal) error {
 }
 
 // Write sends input to the stdin pipe (pty=false) or the PTY (pty=true).
-// It returns when the write completed or cancel was closed.
-func (p *Proc) Write(cancel <-chan struct{}, pty bool, data []byte) error {
+// It returns when the write completed or ctx ended.
+func (p *Proc) Write(ctx context.Context, pty bool, data []byte) error {
 	if pty {
 		if p.pty == nil {
 			return errors.New("tty not assigned to process")
 		}
-		return p.writeAll(cancel, p.pty, data)
+		return p.writeAll(ctx, p.pty, data)
 	}
 	if p.pty != nil {
 		return errors.New("tty assigned to process, send input as pty")
@@ -228,7 +229,7 @@ func (p *Proc) Write(cancel <-chan struct{}, pty bool, data []byte) error {
 	if f == nil {
 		return errors.New("stdin not enabled or closed")
 	}
-	return p.writeAll(cancel, f, data)
+	return p.writeAll(ctx, f, data)
 }
 
 // CloseStdin closes the stdin pipe; idempotent.
@@ -253,29 +254,24 @@ func (p *Proc) Resize(sz Size) error {
 	return resize(p.pty, sz)
 }
 
-// writeAll writes data in order (one writer at a time). A cancel sets a
-// past write deadline, so a process that never reads cannot hold the
-// caller forever.
-func (p *Proc) writeAll(cancel <-chan struct{}, f *os.File, data []byte) error {
+// writeAll writes data in order (one writer at a time). When ctx ends a
+// past write deadline is set, so a process that never reads cannot hold
+// the caller forever. No goroutine per write: context.AfterFunc runs the
+// deadline only if ctx ends first, and stop() waits it out otherwise.
+func (p *Proc) writeAll(ctx context.Context, f *os.File, data []byte) error {
 	p.wrMu.Lock()
 	defer p.wrMu.Unlock()
 	_ = f.SetWriteDeadline(time.Time{})
-	if cancel != nil {
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer safe.Recover(p.m.log, "input cancel")
-			select {
-			case <-cancel:
-				_ = f.SetWriteDeadline(time.Unix(1, 0))
-			case <-stop:
-			}
-		}()
-		defer wg.Wait()
-		defer close(stop)
-	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		_ = f.SetWriteDeadline(time.Unix(1, 0))
+	})
+	defer func() {
+		if !stop() {
+			<-fired // the deadline is set before the next write clears it
+		}
+	}()
 	if _, err := f.Write(data); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return errs.New(errs.Unavailable, "input write cancelled")

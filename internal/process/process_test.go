@@ -360,16 +360,16 @@ func TestBlockedStdinWriteIsCancellable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cancel := make(chan struct{})
-	time.AfterFunc(100*time.Millisecond, func() { close(cancel) })
-	err = p.Write(cancel, false, make([]byte, 4<<20)) // more than the pipe holds
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	err = p.Write(ctx, false, make([]byte, 4<<20)) // more than the pipe holds
 	if !errors.Is(err, errs.Unavailable) {
 		t.Fatalf("blocked write: %v", err)
 	}
 	if err := p.CloseStdin(); err != nil {
 		t.Fatalf("close after a cancelled write: %v", err)
 	}
-	if err := p.Write(nil, false, []byte("x")); err == nil || !strings.Contains(err.Error(), "stdin not enabled or closed") {
+	if err := p.Write(context.Background(), false, []byte("x")); err == nil || !strings.Contains(err.Error(), "stdin not enabled or closed") {
 		t.Fatalf("write after close: %v", err)
 	}
 }

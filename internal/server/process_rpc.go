@@ -190,9 +190,9 @@ func (r *processRPC) Update(_ context.Context, req *connect.Request[pb.UpdateReq
 func writeInput(ctx context.Context, p *process.Proc, in *pb.ProcessInput) error {
 	switch v := in.GetInput().(type) {
 	case *pb.ProcessInput_Stdin:
-		return p.Write(ctx.Done(), false, v.Stdin)
+		return p.Write(ctx, false, v.Stdin)
 	case *pb.ProcessInput_Pty:
-		return p.Write(ctx.Done(), true, v.Pty)
+		return p.Write(ctx, true, v.Pty)
 	}
 	return errs.New(errs.Unsupported, "invalid input type")
 }
