@@ -280,41 +280,44 @@ func memLimit(total uint64) uint64 {
 // so no clone races a freeze of ours. A freeze the guest writes itself is
 // checked on disk (best effort: it can still race a spawn).
 func (m *Manager) Spawn(k Kind, start func(fd int, ok bool) error) error {
-	if k != User && k != PTY {
-		return start(-1, false)
-	}
-	m.spawnMu.RLock()
-	defer m.spawnMu.RUnlock()
-	if m.fds[k] < 0 {
-		return start(-1, false)
-	}
-	if m.frozen[k] || frozenOnDisk(m.dirs[k]) {
-		return errs.New(errs.Unavailable, "the %s cgroup is frozen (sandbox pausing); retry after resume", groupNames[k])
-	}
-	return start(m.fds[k], true)
+	return m.place(k, true, start)
 }
 
-// FD returns kind's group fd for SysProcAttr{UseCgroupFD, CgroupFD}.
-// ok=false keeps the child in envd's group: for System, without cgroups,
-// after Close, and while the group is frozen. A clone into a frozen group
-// never reaches exec and would block envd (E16); the child then runs
-// outside the workload limits instead. Unlike Spawn, FD cannot stop a
-// freeze landing between the call and the clone; prefer Spawn where the
-// caller can wrap its start.
-func (m *Manager) FD(k Kind) (int, bool) {
+// Place runs start with kind's group fd for SysProcAttr{UseCgroupFD,
+// CgroupFD}, holding the spawn gate for reading so a freeze waits for the
+// clone. ok=false keeps the child in envd's group: for System, without
+// cgroups, after Close, and while the group is frozen (a clone into a
+// frozen group never reaches exec and would block envd, E16); the child
+// then runs outside the workload limits instead of being refused.
+func (m *Manager) Place(k Kind, start func(fd int, ok bool) error) error {
+	return m.place(k, false, start)
+}
+
+// FD is Place without the guard across the clone: what Place would hand
+// out right now.
+func (m *Manager) FD(k Kind) (fd int, ok bool) {
+	_ = m.Place(k, func(f int, o bool) error { fd, ok = f, o; return nil })
+	return fd, ok
+}
+
+// place is Spawn (refuse while frozen) and Place (fall back while frozen).
+func (m *Manager) place(k Kind, refuse bool, start func(fd int, ok bool) error) error {
 	if k != User && k != PTY {
-		return -1, false
+		return start(-1, false)
 	}
 	m.spawnMu.RLock()
 	defer m.spawnMu.RUnlock()
 	if m.fds[k] < 0 {
-		return -1, false
+		return start(-1, false)
 	}
 	if m.frozen[k] || frozenOnDisk(m.dirs[k]) {
+		if refuse {
+			return errs.New(errs.Unavailable, "the %s cgroup is frozen (sandbox pausing); retry after resume", groupNames[k])
+		}
 		m.log.Info("workload cgroup frozen: process starts in envd's cgroup", "group", groupNames[k])
-		return -1, false
+		return start(-1, false)
 	}
-	return m.fds[k], true
+	return start(m.fds[k], true)
 }
 
 // frozenOnDisk reports a freeze requested on dir or already in effect.

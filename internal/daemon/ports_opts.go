@@ -23,19 +23,18 @@ func newCgroups(cfg config.Config, log *slog.Logger) (*cgroups.Manager, error) {
 }
 
 // cgroupFDs adapts the manager to the process service's placement
-// interface. While a group is frozen FD answers ok=false, so the child is
-// born in envd's group instead of hanging envd in a clone that never
-// reaches exec (E16).
+// interface. While a group is frozen the child is born in envd's group
+// instead of hanging envd in a clone that never reaches exec (E16).
 type cgroupFDs struct{ m *cgroups.Manager }
 
-func (a cgroupFDs) FD(k process.CgroupKind) (int, bool) {
+func (a cgroupFDs) Place(k process.CgroupKind, start func(fd int, ok bool) error) error {
 	switch k {
 	case process.CgroupUser:
-		return a.m.FD(cgroups.User)
+		return a.m.Place(cgroups.User, start)
 	case process.CgroupPTY:
-		return a.m.FD(cgroups.PTY)
+		return a.m.Place(cgroups.PTY, start)
 	}
-	return -1, false
+	return start(-1, false)
 }
 
 // newPorts builds the forwarder and starts it.

@@ -71,10 +71,12 @@ const (
 	CgroupSystem                   // tag "_system": envd's own group
 )
 
-// Cgroups hands out directory fds for CLONE_INTO_CGROUP. ok=false leaves
-// the child in envd's cgroup. A nil Cgroups is the no-op manager.
+// Cgroups places children for CLONE_INTO_CGROUP: Place runs start with
+// the group's directory fd, holding off a freeze of that group until start
+// returns, so no clone lands in a group frozen meanwhile (E16). ok=false
+// leaves the child in envd's cgroup. A nil Cgroups is the no-op manager.
 type Cgroups interface {
-	FD(kind CgroupKind) (fd int, ok bool)
+	Place(kind CgroupKind, start func(fd int, ok bool) error) error
 }
 
 // Options configure a Manager.

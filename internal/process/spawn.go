@@ -271,9 +271,9 @@ func envPath(env []string) string {
 	return ""
 }
 
-// sysAttr is the kernel-level spawn configuration: credentials, own
-// process group (or session + controlling tty) and cgroup placement.
-func (m *Manager) sysAttr(u *users.User, pty bool, tag *string) *syscall.SysProcAttr {
+// sysAttr is the kernel-level spawn configuration: credentials and own
+// process group (or session + controlling tty); place adds the cgroup.
+func (m *Manager) sysAttr(u *users.User, pty bool) *syscall.SysProcAttr {
 	sys := &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: u.Groups},
 	}
@@ -282,17 +282,28 @@ func (m *Manager) sysAttr(u *users.User, pty bool, tag *string) *syscall.SysProc
 	} else {
 		sys.Setpgid = true
 	}
-	if m.cgroups != nil {
-		kind := CgroupUser
-		switch {
-		case tag != nil && *tag == "_system":
-			kind = CgroupSystem
-		case pty:
-			kind = CgroupPTY
-		}
-		if fd, ok := m.cgroups.FD(kind); ok {
-			sys.UseCgroupFD, sys.CgroupFD = true, fd
-		}
-	}
 	return sys
+}
+
+// place starts the child in the cgroup its kind calls for, under the
+// cgroup manager's freeze guard (see Cgroups).
+func (m *Manager) place(sys *syscall.SysProcAttr, pty bool, tag *string, start func() (*reaper.Child, error)) (*reaper.Child, error) {
+	if m.cgroups == nil {
+		return start()
+	}
+	kind := CgroupUser
+	switch {
+	case tag != nil && *tag == "_system":
+		kind = CgroupSystem
+	case pty:
+		kind = CgroupPTY
+	}
+	var child *reaper.Child
+	err := m.cgroups.Place(kind, func(fd int, ok bool) error {
+		sys.UseCgroupFD, sys.CgroupFD = ok, fd
+		var err error
+		child, err = start()
+		return err
+	})
+	return child, err
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/envd/internal/errs"
+	"github.com/sandboxd/envd/internal/reaper"
 	"github.com/sandboxd/envd/internal/safe"
 	"github.com/sandboxd/envd/internal/users"
 )
@@ -65,14 +66,14 @@ func (m *Manager) Start(o StartOptions) (*Sub, error) {
 		p.closeIO()
 		return nil, errs.New(errs.Invalid, "cannot set up the process's I/O: %v", err)
 	}
-	sp.attr = &syscall.ProcAttr{Dir: o.Dir, Env: env, Files: files, Sys: m.sysAttr(o.User, isPTY, o.Tag)}
+	sp.attr = &syscall.ProcAttr{Dir: o.Dir, Env: env, Files: files, Sys: m.sysAttr(o.User, isPTY)}
 
 	// Subscribe before the process exists: nothing it writes is lost.
 	sub := newSub(m, 0, p.done, &p.end, o.Keepalive)
 	sub.p = p
 	p.subs = []*Sub{sub}
 
-	child, err := m.sp.start(m.reaper, sp)
+	child, err := m.place(sp.attr.Sys, isPTY, o.Tag, func() (*reaper.Child, error) { return m.sp.start(m.reaper, sp) })
 	if err != nil {
 		p.closeIO()
 		if errs.Kind(err) != nil {

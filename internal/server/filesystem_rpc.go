@@ -232,4 +232,3 @@ func legacyResponse[T any](r *connect.Response[T], legacy bool) *connect.Respons
 	}
 	return r
 }
-
