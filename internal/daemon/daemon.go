@@ -100,6 +100,7 @@ func New(cfg config.Config, log *slog.Logger, b Build) (*Daemon, error) {
 	if err != nil {
 		return fail(err)
 	}
+	undo = append(undo, fileSvc.Close)
 	token := &auth.Token{}
 	fwd, err := newPorts(cfg, log)
 	if err != nil {

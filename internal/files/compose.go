@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/sandboxd/envd/internal/errs"
 	"github.com/sandboxd/envd/internal/users"
 )
@@ -55,39 +53,19 @@ func (s *Service) Compose(u *users.User, workdir string, sources []string, desti
 			return Entry{}, errs.New(errs.Invalid, "source is not a regular file: %s", srcs[i])
 		}
 	}
-	old, err := os.Stat(dest)
-	switch {
-	case err == nil && old.IsDir():
-		return Entry{}, errs.New(errs.Invalid, "path is a directory: %s", dest)
-	case err == nil && !old.Mode().IsRegular():
-		return Entry{}, errs.New(errs.Invalid, "path is not a regular file: %s", dest)
-	case err != nil:
-		old = nil
-	}
-	uid, gid := int(u.UID), int(u.GID)
-	if err := makeParents(filepath.Dir(dest), uid, gid); err != nil {
-		return Entry{}, err
-	}
-	tmp := tempName(dest, ".e2b-compose")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o666)
+	// The same temporary file, owner, mode and rename path as an upload.
+	p, err := s.begin(dest, u, ".e2b-compose")
 	if err != nil {
-		if isNoSpace(err) {
-			return Entry{}, errs.New(errs.NoSpace, "not enough inodes available: %v", err)
-		}
-		return Entry{}, fmt.Errorf("error creating temporary file: %w", err)
-	}
-	if err := fillCompose(f, srcs, uid, gid, old); err != nil {
-		f.Close()
-		os.Remove(tmp)
 		return Entry{}, err
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return Entry{}, fmt.Errorf("error closing temporary file: %w", err)
+	for _, src := range srcs {
+		if err := p.append(src); err != nil {
+			p.abort()
+			return Entry{}, err
+		}
 	}
-	if err := os.Rename(tmp, dest); err != nil {
-		os.Remove(tmp)
-		return Entry{}, fmt.Errorf("error replacing '%s': %w", dest, err)
+	if err := p.commit(nil); err != nil {
+		return Entry{}, err
 	}
 	for _, src := range srcs {
 		if err := os.Remove(src); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -97,29 +75,21 @@ func (s *Service) Compose(u *users.User, workdir string, sources []string, desti
 	return entryFor(dest, nil), nil
 }
 
-func fillCompose(f *os.File, srcs []string, uid, gid int, old os.FileInfo) error {
-	for _, src := range srcs {
-		in, err := os.Open(src)
-		if err != nil {
-			return fmt.Errorf("error opening source '%s': %w", src, err)
-		}
-		// *os.File to *os.File: io.Copy uses copy_file_range, then sendfile.
-		_, err = io.Copy(f, in)
-		in.Close()
-		if isNoSpace(err) {
-			return errs.New(errs.NoSpace, "not enough disk space available")
-		}
-		if err != nil {
-			return fmt.Errorf("error copying '%s': %w", src, err)
-		}
+// append copies src to the end of the temporary file (*os.File to
+// *os.File: io.Copy uses copy_file_range, then sendfile).
+func (p *pending) append(src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("error opening source '%s': %w", src, err)
 	}
-	if err := f.Chown(uid, gid); err != nil {
-		return fmt.Errorf("error changing ownership: %w", err)
+	defer in.Close()
+	n, err := io.Copy(p.f, in)
+	p.copied += n
+	if isNoSpace(err) {
+		return errs.New(errs.NoSpace, "not enough disk space available")
 	}
-	if old != nil {
-		if err := f.Chmod(old.Mode().Perm() | old.Mode()&os.ModeSticky); err != nil {
-			return fmt.Errorf("error setting mode: %w", err)
-		}
+	if err != nil {
+		return fmt.Errorf("error copying '%s': %w", src, err)
 	}
 	return nil
 }

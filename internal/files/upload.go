@@ -120,7 +120,7 @@ func (s *Service) WriteMultipart(up Upload, body io.Reader, boundary string) ([]
 
 // writeFile runs fill against a temporary file and commits it over path.
 func (s *Service) writeFile(path string, up Upload, fill func(*pending) error) error {
-	p, err := s.begin(path, up.User)
+	p, err := s.begin(path, up.User, ".envd-upload")
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ type pending struct {
 // (uploading through a link replaces the link's target, as open(2) would),
 // refuses directories and non-regular files, creates missing parents owned
 // by u and opens the temporary file.
-func (s *Service) begin(path string, u *users.User) (*pending, error) {
+func (s *Service) begin(path string, u *users.User, tag string) (*pending, error) {
 	real, old, err := followTarget(path)
 	if err != nil {
 		return nil, err
@@ -55,7 +55,7 @@ func (s *Service) begin(path string, u *users.User) (*pending, error) {
 		return nil, err
 	}
 	for range 8 {
-		p.tmp = tempName(real, ".envd-upload")
+		p.tmp = tempName(real, tag)
 		p.f, err = os.OpenFile(p.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o666)
 		if !errors.Is(err, fs.ErrExist) {
 			break
