@@ -66,15 +66,20 @@ const gzipCopyBuf = 64 << 10
 // WriteGzip streams f into w through a gzip writer with bounded buffers. An
 // error after the first bytes truncates the stream (the status is out).
 func (s *Service) WriteGzip(w io.Writer, f *os.File) error {
-	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
-	if err != nil {
+	g := s.gzips.Get().(*gzipper)
+	defer s.gzips.Put(g)
+	g.zw.Reset(w)
+	defer g.zw.Reset(nil) // drop w: a pooled writer must not keep the response alive
+	if _, err := io.CopyBuffer(g.zw, onlyReader{f}, g.buf); err != nil {
 		return err
 	}
-	buf := make([]byte, gzipCopyBuf)
-	if _, err := io.CopyBuffer(zw, onlyReader{f}, buf); err != nil {
-		return err
-	}
-	return zw.Close()
+	return g.zw.Close()
+}
+
+// gzipper is one pooled compressor with its copy buffer.
+type gzipper struct {
+	zw  *gzip.Writer
+	buf []byte
 }
 
 // onlyReader hides WriterTo/ReaderFrom so CopyBuffer uses the given buffer.

@@ -11,6 +11,7 @@ package files
 
 import (
 	"bufio"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,9 @@ type Service struct {
 	// readers recycles transfer buffers (*bufio.Reader); one or two are held
 	// per transfer in flight, so memory is bounded by concurrent requests.
 	readers sync.Pool
+	// gzips recycles gzip writers (*gzipper): a flate compressor is about
+	// 1 MB of state, too much to allocate per compressed download.
+	gzips sync.Pool
 }
 
 // Options configure a Service.
@@ -49,6 +53,10 @@ func New(o Options) (*Service, error) {
 	}
 	s := &Service{log: log}
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, copyBufSize) }
+	s.gzips.New = func() any {
+		zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level: no error
+		return &gzipper{zw: zw, buf: make([]byte, gzipCopyBuf)}
+	}
 	return s, nil
 }
 
