@@ -34,7 +34,7 @@ var allowedEdges = map[[2]string]bool{
 // errs and safe.
 var leaves = map[string]bool{
 	"internal/errs": true, "internal/safe": true, "internal/config": true, "internal/users": true,
-	"internal/execctx": true, "internal/auth": true, "internal/memtrim": true,
+	"internal/execctx": true, "internal/auth": true, "internal/memtrim": true, "internal/fsutil": true,
 }
 
 // Only these may use generated wire types (tests anywhere may).

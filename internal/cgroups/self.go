@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/sandboxd/envd/internal/fsutil"
 )
 
 // Memory protection for envd's own group, as E2B's unit sets it
@@ -79,7 +81,7 @@ func cgroup2Mount(mountinfo, root string) (string, error) {
 		if !ok || len(fields) < 5 || !strings.HasPrefix(post, "cgroup2 ") {
 			continue
 		}
-		mp := unescapeMount(fields[4])
+		mp := fsutil.UnescapeMountinfo(fields[4])
 		if (root == mp || strings.HasPrefix(root, mp+"/") || mp == "/") && len(mp) > len(best) {
 			best = mp
 		}
@@ -88,25 +90,6 @@ func cgroup2Mount(mountinfo, root string) (string, error) {
 		return "", errors.New("no cgroup2 mount holds " + root)
 	}
 	return best, sc.Err()
-}
-
-// unescapeMount decodes the octal escapes mountinfo uses for spaces etc.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // protectMemory sets memory.min and memory.low on envd's own group where

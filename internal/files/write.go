@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxd/envd/internal/errs"
+	"github.com/sandboxd/envd/internal/fsutil"
 	"github.com/sandboxd/envd/internal/users"
 )
 
@@ -149,45 +150,16 @@ func followTarget(path string) (string, os.FileInfo, error) {
 	return "", nil, errs.New(errs.Invalid, "too many levels of symbolic links: %s", path)
 }
 
-// makeParents creates the missing directories of dir, mode 0755, owned by
-// uid:gid. A directory that appears concurrently counts as created (E35). A
-// component that is not a directory is an internal error, as in E2B.
+// makeParents creates missing parents (0755) owned by uid:gid (E35).
 func makeParents(dir string, uid, gid int) error {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err == nil {
-			if !fi.IsDir() {
-				return fmt.Errorf("error creating parent directories: '%s' is not a directory", d)
-			}
-			break
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("error creating parent directories: %w", err)
-		}
-		missing = append(missing, d)
-		if d == filepath.Dir(d) {
-			break
-		}
+	err := fsutil.MkdirAllOwned(dir, uid, gid)
+	switch {
+	case err == nil:
+		return nil
+	case isNoSpace(err):
+		return errs.New(errs.NoSpace, "not enough disk space to create parent directories: %v", err)
 	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		d := missing[i]
-		err := os.Mkdir(d, 0o755)
-		switch {
-		case errors.Is(err, fs.ErrExist):
-			if fi, serr := os.Stat(d); serr != nil || !fi.IsDir() {
-				return fmt.Errorf("error creating parent directories: '%s' is not a directory", d)
-			}
-		case isNoSpace(err):
-			return errs.New(errs.NoSpace, "not enough disk space to create directory '%s'", d)
-		case err != nil:
-			return fmt.Errorf("error creating parent directories: %w", err)
-		}
-		if err := os.Lchown(d, uid, gid); err != nil {
-			return fmt.Errorf("error changing ownership of '%s': %w", d, err)
-		}
-	}
-	return nil
+	return fmt.Errorf("error creating parent directories: %w", err)
 }
 
 // tempName returns a hidden, unique sibling of target. Long names are cut

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxd/envd/internal/errs"
+	"github.com/sandboxd/envd/internal/fsutil"
 )
 
 // Owner is who created entries belong to (the request user).
@@ -67,36 +68,9 @@ func (s *Service) MakeDir(path string, o Owner) (EntryInfo, error) {
 	return s.Stat(path)
 }
 
-// ensureDirs is mkdir -p that chowns every component it creates to o.
-// EEXIST from a concurrent creator counts as success and the directory is
-// still chowned (E35). Pre-existing components are left alone.
+// ensureDirs is mkdir -p that chowns every component it creates to o (E35).
 func ensureDirs(path string, o Owner) error {
-	path = filepath.Clean(path)
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err == nil {
-		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			return &os.PathError{Op: "mkdir", Path: path, Err: unix.ENOTDIR}
-		}
-		return nil
-	}
-	if parent := filepath.Dir(path); parent != path {
-		if err := ensureDirs(parent, o); err != nil {
-			return err
-		}
-	}
-	err := unix.Mkdir(path, 0o755)
-	if err != nil && !errors.Is(err, unix.EEXIST) {
-		return &os.PathError{Op: "mkdir", Path: path, Err: err}
-	}
-	if err != nil { // EEXIST: fine only if a directory won the race
-		if serr := unix.Stat(path, &st); serr != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			return &os.PathError{Op: "mkdir", Path: path, Err: unix.EEXIST}
-		}
-	}
-	if err := unix.Lchown(path, int(o.UID), int(o.GID)); err != nil {
-		return &os.PathError{Op: "chown", Path: path, Err: err}
-	}
-	return nil
+	return fsutil.MkdirAllOwned(path, int(o.UID), int(o.GID))
 }
 
 // Move renames src to dst, creating dst's missing parents (owned by o),
