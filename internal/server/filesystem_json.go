@@ -1,16 +1,12 @@
 package server
 
 import (
-	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	fspb "github.com/sandboxd/envd/internal/gen/filesystem"
 )
@@ -50,26 +46,10 @@ func (c fsJSONCodec) MarshalAppend(dst []byte, m any) ([]byte, error) {
 	case *fspb.MoveResponse:
 		return appendEntryResponseJSON(dst, r.Entry), nil
 	}
-	pm, ok := m.(proto.Message)
-	if !ok {
-		return nil, fmt.Errorf("%T is not a proto message", m)
-	}
-	return protojson.MarshalOptions{}.MarshalAppend(dst, pm)
+	return protoJSONAppend(dst, m)
 }
 
-func (c fsJSONCodec) Unmarshal(b []byte, m any) error {
-	pm, ok := m.(proto.Message)
-	if !ok {
-		return fmt.Errorf("%T is not a proto message", m)
-	}
-	if len(b) == 0 {
-		return errors.New("zero-length payload is not a valid JSON object")
-	}
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, pm); err != nil {
-		return fmt.Errorf("unmarshal into %T: %w", m, err)
-	}
-	return nil
-}
+func (c fsJSONCodec) Unmarshal(b []byte, m any) error { return protoJSONUnmarshal(b, m) }
 
 func appendListDirJSON(b []byte, ls *fspb.ListDirResponse) []byte {
 	if len(ls.Entries) == 0 {

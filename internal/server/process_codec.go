@@ -2,10 +2,6 @@ package server
 
 import (
 	"encoding/base64"
-	"fmt"
-
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	pb "github.com/sandboxd/envd/internal/gen/process"
 )
@@ -47,23 +43,7 @@ func (processJSONCodec) MarshalAppend(dst []byte, m any) ([]byte, error) {
 			return append(dst, `"}}}`...), nil
 		}
 	}
-	pm, ok := m.(proto.Message)
-	if !ok {
-		return nil, fmt.Errorf("%T is not a proto message", m)
-	}
-	return protojson.MarshalOptions{}.MarshalAppend(dst, pm)
+	return protoJSONAppend(dst, m)
 }
 
-func (processJSONCodec) Unmarshal(b []byte, m any) error {
-	pm, ok := m.(proto.Message)
-	if !ok {
-		return fmt.Errorf("%T is not a proto message", m)
-	}
-	if len(b) == 0 {
-		return fmt.Errorf("zero-length payload is not a valid JSON object")
-	}
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, pm); err != nil {
-		return fmt.Errorf("unmarshal into %T: %w", m, err)
-	}
-	return nil
-}
+func (processJSONCodec) Unmarshal(b []byte, m any) error { return protoJSONUnmarshal(b, m) }
