@@ -244,7 +244,7 @@ func lookPath(cmd, path string) string {
 // buildEnv merges the child environment in the spec's order, later entries
 // winning (PROTOCOL.md 3.1): PATH, HOME, USER, LOGNAME (and TERM for a PTY),
 // then the global env, then the request's envs.
-func buildEnv(u *users.User, path string, pty bool, global, req map[string]string) []string {
+func buildEnv(u *users.User, path string, pty bool, global, req map[string]string) (out []string, childPath string) {
 	env := map[string]string{"PATH": path, "HOME": u.Home, "USER": u.Name, "LOGNAME": u.Name}
 	if pty {
 		env["TERM"] = "xterm-256color"
@@ -255,20 +255,11 @@ func buildEnv(u *users.User, path string, pty bool, global, req map[string]strin
 	for k, v := range req {
 		env[k] = v
 	}
-	out := make([]string, 0, len(env))
+	out = make([]string, 0, len(env))
 	for k, v := range env {
 		out = append(out, k+"="+v)
 	}
-	return out
-}
-
-func envPath(env []string) string {
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			return v
-		}
-	}
-	return ""
+	return out, env["PATH"]
 }
 
 // sysAttr is the kernel-level spawn configuration: credentials and own

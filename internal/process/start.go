@@ -45,10 +45,10 @@ func (m *Manager) Start(o StartOptions) (*Sub, error) {
 		return nil, errs.New(errs.Invalid, "cwd '%s' is not a directory", o.Dir)
 	}
 	isPTY := o.PTY != nil
-	env := buildEnv(o.User, m.path, isPTY, o.GlobalEnv, o.Config.Envs)
+	env, childPath := buildEnv(o.User, m.path, isPTY, o.GlobalEnv, o.Config.Envs)
 	argv := append([]string{o.Config.Cmd}, o.Config.Args...)
 	sp := spawnSpec{
-		path:     lookPath(o.Config.Cmd, envPath(env)),
+		path:     lookPath(o.Config.Cmd, childPath),
 		argv:     argv,
 		fallback: append([]string{"sh", "-c", shellFallback, "sh"}, argv...),
 	}
