@@ -90,8 +90,19 @@ func TestParallelRestoresAreIndependent(t *testing.T) {
 		conn.Close()
 		t.Logf("copy %d: counter at %d (snapshot after %d)", i, v, last)
 	}
-	// Killing the process in copy 0 leaves it running in the others.
+	// Killing the process in copy 0 leaves it running in the others. The
+	// kill is asynchronous (SIGKILL, then the reaper), so the check waits
+	// for copy 0's end event before listing.
+	ended, err := gs[0].proc.Connect(ctx, connect.NewRequest(&pb.ConnectRequest{
+		Process: &pb.ProcessSelector{Selector: &pb.ProcessSelector_Pid{Pid: pid}}}))
+	if err != nil {
+		t.Fatalf("copy 0: connect: %v", err)
+	}
+	defer ended.Close()
 	gs[0].kill(pid)
+	if end := readEnd(t, ended); end.GetExitCode() != -1 || end.GetError() != "signal: killed" {
+		t.Errorf("copy 0: end after SIGKILL = %v", end)
+	}
 	for i, cg := range gs {
 		_, listed := cg.list()[pid]
 		if listed != (i != 0) {
