@@ -7,6 +7,7 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -35,6 +36,7 @@ var allowedEdges = map[[2]string]bool{
 var leaves = map[string]bool{
 	"internal/errs": true, "internal/safe": true, "internal/config": true, "internal/users": true,
 	"internal/execctx": true, "internal/auth": true, "internal/memtrim": true, "internal/fsutil": true,
+	"internal/rpc": true, "internal/wirekit": true,
 }
 
 // Only these may use generated wire types (tests anywhere may).
@@ -141,13 +143,14 @@ func TestImportRules(t *testing.T) {
 	}
 }
 
-// connect.NewError belongs to the one mapping file (one error vocabulary).
+// RPC errors are built in the one mapping file (one error vocabulary);
+// internal/rpc builds its own protocol errors.
 func TestWireErrorsBuiltInOnePlace(t *testing.T) {
 	for _, f := range loadFiles(t) {
-		if f.test || f.path == filepath.Join("internal", "server", "errmap.go") {
+		if f.test || f.path == filepath.Join("internal", "server", "errmap.go") || f.pkg == filepath.Join("internal", "rpc") {
 			continue
 		}
-		if strings.Contains(f.src, "connect.NewError(") {
+		if strings.Contains(f.src, "connect.NewError(") || strings.Contains(f.src, "rpc.NewError(") {
 			t.Errorf("%s builds a Connect error: return an errs kind and let errmap.go map it", f.path)
 		}
 	}
@@ -184,6 +187,24 @@ func TestMutexesSayWhatTheyGuard(t *testing.T) {
 				!strings.HasPrefix(line, "var ") && !strings.Contains(line, "guard") {
 				t.Errorf("%s:%d: mutex field without a 'guards' comment: %s", f.path, n, line)
 			}
+		}
+	}
+}
+
+// The daemon links neither connect-go nor protobuf-go: internal/rpc and the
+// generated …wire packages replace them, which is most of the binary-size
+// budget (issue 2: ≤ 7 MB). Tests, the client and envdctl may use both.
+func TestDaemonLinksNoConnectOrProtobufRuntime(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "./cmd/envd")
+	cmd.Dir = root()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if strings.HasPrefix(p, "connectrpc.com/") || strings.HasPrefix(p, "google.golang.org/protobuf") ||
+			p == "regexp" || p == "text/template" {
+			t.Errorf("cmd/envd links %s", p)
 		}
 	}
 }

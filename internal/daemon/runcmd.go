@@ -6,7 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -26,7 +26,7 @@ const maxHelperOutput = 4 << 10
 // bounded; a context that ends kills the helper's process group.
 func helperRunner(rp *reaper.Reaper, log *slog.Logger) func(ctx context.Context, name string, args ...string) (string, error) {
 	return func(ctx context.Context, name string, args ...string) (string, error) {
-		path, err := exec.LookPath(name)
+		path, err := lookPath(name)
 		if err != nil {
 			return "", err
 		}
@@ -79,4 +79,32 @@ func helperRunner(rp *reaper.Reaper, log *slog.Logger) func(ctx context.Context,
 		}
 		return text, nil
 	}
+}
+
+// lookPath finds an executable as a shell does: a name with a slash as is,
+// otherwise the first executable regular file of that name on $PATH.
+func lookPath(name string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, executable(name)
+	}
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		if dir == "" {
+			dir = "."
+		}
+		if p := filepath.Join(dir, name); executable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: executable file not found in $PATH", name)
+}
+
+func executable(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() || unix.Access(p, unix.X_OK) != nil {
+		return fmt.Errorf("%s: not an executable file", p)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -53,6 +54,7 @@ func newLC(t *testing.T, mutate func(*Options)) (*Lifecycle, *logBuf) {
 		CABundlePath:  dir + "/certs/ca-certificates.crt",
 		CAPersistPath: dir + "/share/wrenn-ca.crt",
 		SetClock:      func(time.Time) error { t.Error("clock set unexpectedly"); return nil },
+		RunCommand:    execRun,
 	}
 	if mutate != nil {
 		mutate(&o)
@@ -198,4 +200,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// execRun runs helpers with os/exec: nothing else waits for the test
+// binary's children, unlike the daemon's (which forks through the reaper).
+func execRun(ctx context.Context, name string, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
 }

@@ -68,9 +68,9 @@ type Options struct {
 	MountCmd   string // default "mount"
 	UmountCmd  string // default "umount"
 	// RunCommand runs a helper (mount, umount) to completion and returns
-	// its combined output, bounded. Default: os/exec, which is only right
-	// while nothing else waits for envd's children; the daemon passes a
-	// runner that forks through the reaper.
+	// its combined output, bounded. The daemon passes a runner that forks
+	// through the reaper (an os/exec Wait would race the reaper); without
+	// one, volume mounts fail as unavailable.
 	RunCommand func(ctx context.Context, name string, args ...string) (string, error)
 
 	// MMDS timings (defaults 50 ms, 10 s, 60 s: BEHAVIOR.md 7.1).
@@ -153,7 +153,7 @@ func setDefaults(o *Options) {
 	defDur(&o.MMDSTimeout, 10*time.Second)
 	defDur(&o.MMDSRepollSpan, 60*time.Second)
 	if o.RunCommand == nil {
-		o.RunCommand = run
+		o.RunCommand = noRunner
 	}
 	if o.Now == nil {
 		o.Now = time.Now

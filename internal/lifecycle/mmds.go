@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,48 +30,40 @@ const (
 	maxMMDSBody  = 1 << 20
 )
 
-// mmdsClient speaks MMDS v2 (IMDSv2-style sessions, PROTOCOL.md 5.3). It
-// never reuses connections: one kept across a pause can be half dead
-// (BEHAVIOR.md 11.3 E25), and every request has its own timeout (E23).
+// mmdsClient speaks MMDS v2 (IMDSv2-style sessions, PROTOCOL.md 5.3) over
+// one fresh connection per request: one kept across a pause can be half
+// dead (BEHAVIOR.md 11.3 E25), and every request has its own deadline
+// (E23). It writes its two fixed requests itself instead of linking
+// net/http's client (transport, HTTP/2 client, cookies, proxies: ~0.4 MB
+// of the binary for two link-local requests).
 type mmdsClient struct {
-	base string
-	hc   *http.Client
+	addr    string
+	timeout time.Duration
 }
 
 func newMMDSClient(addr string, timeout time.Duration) *mmdsClient {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		addr = net.JoinHostPort(strings.Trim(addr, "[]"), "80")
 	}
-	tr := &http.Transport{
-		Proxy:             nil, // MMDS is link-local: never through a proxy
-		DisableKeepAlives: true,
-		DialContext:       (&net.Dialer{Timeout: timeout}).DialContext,
-	}
-	return &mmdsClient{base: "http://" + addr, hc: &http.Client{Transport: tr, Timeout: timeout}}
+	return &mmdsClient{addr: addr, timeout: timeout}
 }
 
 // fetch runs one token + metadata exchange.
 func (c *mmdsClient) fetch(ctx context.Context) (Metadata, error) {
 	var md Metadata
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+"/latest/api/token", nil)
-	if err != nil {
-		return md, err
-	}
-	req.Header.Set("X-metadata-token-ttl-seconds", "60")
-	tok, err := c.do(req, maxMMDSToken)
+	tok, err := c.do(ctx, "PUT", "/latest/api/token", "X-metadata-token-ttl-seconds: 60\r\n", maxMMDSToken)
 	if err != nil {
 		return md, fmt.Errorf("mmds token: %w", err)
 	}
 	if len(tok) == 0 {
 		return md, errors.New("mmds token: empty answer")
 	}
-	req, err = http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/", nil)
-	if err != nil {
-		return md, err
+	for _, b := range tok {
+		if b < ' ' || b > '~' {
+			return md, errors.New("mmds token: not a printable header value")
+		}
 	}
-	req.Header.Set("X-metadata-token", string(tok))
-	req.Header.Set("Accept", "application/json")
-	body, err := c.do(req, maxMMDSBody)
+	body, err := c.do(ctx, "GET", "/", "X-metadata-token: "+string(tok)+"\r\nAccept: application/json\r\n", maxMMDSBody)
 	if err != nil {
 		return md, fmt.Errorf("mmds metadata: %w", err)
 	}
@@ -80,8 +73,26 @@ func (c *mmdsClient) fetch(ctx context.Context) (Metadata, error) {
 	return md, nil
 }
 
-func (c *mmdsClient) do(req *http.Request, limit int64) ([]byte, error) {
-	resp, err := c.hc.Do(req)
+// do sends one request (hdr: extra header lines) and returns a 200
+// answer's body, at most limit bytes.
+func (c *mmdsClient) do(ctx context.Context, method, path, hdr string, limit int64) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", c.addr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetDeadline(deadline)
+	req := method + " " + path + " HTTP/1.1\r\nHost: " + c.addr + "\r\nUser-Agent: envd\r\n" + hdr +
+		"Content-Length: 0\r\nConnection: close\r\n\r\n"
+	if _, err := io.WriteString(conn, req); err != nil {
+		return nil, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(io.LimitReader(conn, limit+64<<10)), nil)
 	if err != nil {
 		return nil, err
 	}

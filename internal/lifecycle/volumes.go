@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -130,27 +129,11 @@ func (v *volumes) one(ctx context.Context, m VolumeMount, stale bool) error {
 	return nil
 }
 
-// run executes a command with os/exec and returns its output, bounded and
-// trimmed. The default RunCommand.
-func run(ctx context.Context, name string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	var out limitedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return strings.TrimSpace(out.String()), err
+// noRunner is the RunCommand of Options that set none: envd runs helpers
+// only through the runner the daemon passes (it forks through the reaper).
+func noRunner(_ context.Context, name string, _ ...string) (string, error) {
+	return "", errs.New(errs.Unavailable, "cannot run %s: no helper runner configured", name)
 }
-
-// limitedBuffer keeps the first maxMountOutput bytes written to it.
-type limitedBuffer struct{ b []byte }
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	if room := maxMountOutput - len(l.b); room > 0 {
-		l.b = append(l.b, p[:min(room, len(p))]...)
-	}
-	return len(p), nil
-}
-
-func (l *limitedBuffer) String() string { return string(l.b) }
 
 // mountPoints returns the mount points of this mount namespace.
 func mountPoints() map[string]bool {

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"net/http"
 
-	"connectrpc.com/connect"
+	"github.com/sandboxd/envd/internal/rpc"
 
 	"github.com/sandboxd/envd/internal/errs"
 )
@@ -16,44 +16,44 @@ func toConnect(err error) error {
 	if err == nil {
 		return nil
 	}
-	var ce *connect.Error
+	var ce *rpc.Error
 	if errors.As(err, &ce) {
 		return ce
 	}
-	return connect.NewError(connectCode(err), errors.New(err.Error()))
+	return rpc.NewError(connectCode(err), errors.New(err.Error()))
 }
 
-func connectCode(err error) connect.Code {
+func connectCode(err error) rpc.Code {
 	switch {
 	case errors.Is(err, context.Canceled):
-		return connect.CodeCanceled
+		return rpc.CodeCanceled
 	case errors.Is(err, context.DeadlineExceeded):
-		return connect.CodeDeadlineExceeded
+		return rpc.CodeDeadlineExceeded
 	}
 	switch errs.Kind(err) {
 	case errs.NotFound:
-		return connect.CodeNotFound
+		return rpc.CodeNotFound
 	case errs.Exists:
-		return connect.CodeAlreadyExists
+		return rpc.CodeAlreadyExists
 	case errs.Invalid:
-		return connect.CodeInvalidArgument
+		return rpc.CodeInvalidArgument
 	case errs.Precondition:
-		return connect.CodeFailedPrecondition
+		return rpc.CodeFailedPrecondition
 	case errs.Permission:
-		return connect.CodePermissionDenied
+		return rpc.CodePermissionDenied
 	case errs.Unauthenticated:
-		return connect.CodeUnauthenticated
+		return rpc.CodeUnauthenticated
 	case errs.Exhausted:
-		return connect.CodeResourceExhausted
+		return rpc.CodeResourceExhausted
 	case errs.Unavailable:
-		return connect.CodeUnavailable
+		return rpc.CodeUnavailable
 	case errs.Unsupported:
-		return connect.CodeUnimplemented
+		return rpc.CodeUnimplemented
 	case errs.Unknown:
-		return connect.CodeUnknown
+		return rpc.CodeUnknown
 	}
 	// errs.NoSpace included: RPCs report disk-full as internal (PROTOCOL.md 3.4).
-	return connect.CodeInternal
+	return rpc.CodeInternal
 }
 
 // httpStatus is the one place a subsystem error becomes an HTTP status.

@@ -4,14 +4,14 @@ import (
 	"context"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
-	"connectrpc.com/connect"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	"github.com/sandboxd/envd/internal/rpc"
+	"github.com/sandboxd/envd/internal/wirekit"
 
 	"github.com/sandboxd/envd/internal/errs"
 	"github.com/sandboxd/envd/internal/filesystem"
-	fspb "github.com/sandboxd/envd/internal/gen/filesystem"
-	"github.com/sandboxd/envd/internal/gen/filesystem/filesystemconnect"
+	fspb "github.com/sandboxd/envd/internal/gen/filesystem/filesystemwire"
 	"github.com/sandboxd/envd/internal/users"
 )
 
@@ -19,7 +19,7 @@ import (
 // subsystem: it resolves the user and paths (PROTOCOL.md 3.0), converts
 // plain Go values to wire types and applies the legacy trimming (3.5).
 type filesystemRPC struct {
-	filesystemconnect.UnimplementedFilesystemHandler
+	fspb.UnimplementedFilesystemHandler
 	s *Server
 }
 
@@ -35,7 +35,7 @@ func (f *filesystemRPC) resolve(ctx context.Context, p string) (string, *users.U
 
 func owner(u *users.User) filesystem.Owner { return filesystem.Owner{UID: u.UID, GID: u.GID} }
 
-func (f *filesystemRPC) Stat(ctx context.Context, req *connect.Request[fspb.StatRequest]) (*connect.Response[fspb.StatResponse], error) {
+func (f *filesystemRPC) Stat(ctx context.Context, req *rpc.Request[fspb.StatRequest]) (*rpc.Response[fspb.StatResponse], error) {
 	p, _, err := f.resolve(ctx, req.Msg.GetPath())
 	if err != nil {
 		return nil, toConnect(err)
@@ -45,10 +45,10 @@ func (f *filesystemRPC) Stat(ctx context.Context, req *connect.Request[fspb.Stat
 		return nil, toConnect(err)
 	}
 	legacy := isLegacySDK(req.Header())
-	return legacyResponse(connect.NewResponse(&fspb.StatResponse{Entry: wireEntry(e, legacy)}), legacy), nil
+	return legacyResponse(rpc.NewResponse(&fspb.StatResponse{Entry: wireEntry(e, legacy)}), legacy), nil
 }
 
-func (f *filesystemRPC) ListDir(ctx context.Context, req *connect.Request[fspb.ListDirRequest]) (*connect.Response[fspb.ListDirResponse], error) {
+func (f *filesystemRPC) ListDir(ctx context.Context, req *rpc.Request[fspb.ListDirRequest]) (*rpc.Response[fspb.ListDirResponse], error) {
 	p, _, err := f.resolve(ctx, req.Msg.GetPath())
 	if err != nil {
 		return nil, toConnect(err)
@@ -62,10 +62,10 @@ func (f *filesystemRPC) ListDir(ctx context.Context, req *connect.Request[fspb.L
 	for i := range entries {
 		out[i] = wireEntry(entries[i], legacy)
 	}
-	return legacyResponse(connect.NewResponse(&fspb.ListDirResponse{Entries: out}), legacy), nil
+	return legacyResponse(rpc.NewResponse(&fspb.ListDirResponse{Entries: out}), legacy), nil
 }
 
-func (f *filesystemRPC) MakeDir(ctx context.Context, req *connect.Request[fspb.MakeDirRequest]) (*connect.Response[fspb.MakeDirResponse], error) {
+func (f *filesystemRPC) MakeDir(ctx context.Context, req *rpc.Request[fspb.MakeDirRequest]) (*rpc.Response[fspb.MakeDirResponse], error) {
 	p, u, err := f.resolve(ctx, req.Msg.GetPath())
 	if err != nil {
 		return nil, toConnect(err)
@@ -75,10 +75,10 @@ func (f *filesystemRPC) MakeDir(ctx context.Context, req *connect.Request[fspb.M
 		return nil, toConnect(err)
 	}
 	legacy := isLegacySDK(req.Header())
-	return legacyResponse(connect.NewResponse(&fspb.MakeDirResponse{Entry: wireEntry(e, legacy)}), legacy), nil
+	return legacyResponse(rpc.NewResponse(&fspb.MakeDirResponse{Entry: wireEntry(e, legacy)}), legacy), nil
 }
 
-func (f *filesystemRPC) Move(ctx context.Context, req *connect.Request[fspb.MoveRequest]) (*connect.Response[fspb.MoveResponse], error) {
+func (f *filesystemRPC) Move(ctx context.Context, req *rpc.Request[fspb.MoveRequest]) (*rpc.Response[fspb.MoveResponse], error) {
 	src, u, err := f.resolve(ctx, req.Msg.GetSource())
 	if err != nil {
 		return nil, toConnect(err)
@@ -92,10 +92,10 @@ func (f *filesystemRPC) Move(ctx context.Context, req *connect.Request[fspb.Move
 		return nil, toConnect(err)
 	}
 	legacy := isLegacySDK(req.Header())
-	return legacyResponse(connect.NewResponse(&fspb.MoveResponse{Entry: wireEntry(e, legacy)}), legacy), nil
+	return legacyResponse(rpc.NewResponse(&fspb.MoveResponse{Entry: wireEntry(e, legacy)}), legacy), nil
 }
 
-func (f *filesystemRPC) Remove(ctx context.Context, req *connect.Request[fspb.RemoveRequest]) (*connect.Response[fspb.RemoveResponse], error) {
+func (f *filesystemRPC) Remove(ctx context.Context, req *rpc.Request[fspb.RemoveRequest]) (*rpc.Response[fspb.RemoveResponse], error) {
 	p, _, err := f.resolve(ctx, req.Msg.GetPath())
 	if err != nil {
 		return nil, toConnect(err)
@@ -103,7 +103,7 @@ func (f *filesystemRPC) Remove(ctx context.Context, req *connect.Request[fspb.Re
 	if err := f.s.FS.Remove(p); err != nil {
 		return nil, toConnect(err)
 	}
-	return legacyResponse(connect.NewResponse(&fspb.RemoveResponse{}), isLegacySDK(req.Header())), nil
+	return legacyResponse(rpc.NewResponse(&fspb.RemoveResponse{}), isLegacySDK(req.Header())), nil
 }
 
 func (f *filesystemRPC) watchOptions(ctx context.Context, path string, recursive, entry, network bool) (filesystem.WatchOptions, error) {
@@ -114,7 +114,7 @@ func (f *filesystemRPC) watchOptions(ctx context.Context, path string, recursive
 // WatchDir streams start{}, then events and keepalives until the client
 // goes, the deadline passes, the watched directory is removed (clean end)
 // or the watcher fails (internal).
-func (f *filesystemRPC) WatchDir(ctx context.Context, req *connect.Request[fspb.WatchDirRequest], stream *connect.ServerStream[fspb.WatchDirResponse]) error {
+func (f *filesystemRPC) WatchDir(ctx context.Context, req *rpc.Request[fspb.WatchDirRequest], stream *rpc.ServerStream[fspb.WatchDirResponse]) error {
 	m := req.Msg
 	o, err := f.watchOptions(ctx, m.GetPath(), m.GetRecursive(), m.GetIncludeEntry(), m.GetAllowNetworkMounts())
 	if err != nil {
@@ -155,7 +155,7 @@ func (f *filesystemRPC) WatchDir(ctx context.Context, req *connect.Request[fspb.
 	}
 }
 
-func (f *filesystemRPC) CreateWatcher(ctx context.Context, req *connect.Request[fspb.CreateWatcherRequest]) (*connect.Response[fspb.CreateWatcherResponse], error) {
+func (f *filesystemRPC) CreateWatcher(ctx context.Context, req *rpc.Request[fspb.CreateWatcherRequest]) (*rpc.Response[fspb.CreateWatcherResponse], error) {
 	m := req.Msg
 	o, err := f.watchOptions(ctx, m.GetPath(), m.GetRecursive(), m.GetIncludeEntry(), m.GetAllowNetworkMounts())
 	if err != nil {
@@ -165,10 +165,10 @@ func (f *filesystemRPC) CreateWatcher(ctx context.Context, req *connect.Request[
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return legacyResponse(connect.NewResponse(&fspb.CreateWatcherResponse{WatcherId: id}), isLegacySDK(req.Header())), nil
+	return legacyResponse(rpc.NewResponse(&fspb.CreateWatcherResponse{WatcherId: id}), isLegacySDK(req.Header())), nil
 }
 
-func (f *filesystemRPC) GetWatcherEvents(_ context.Context, req *connect.Request[fspb.GetWatcherEventsRequest]) (*connect.Response[fspb.GetWatcherEventsResponse], error) {
+func (f *filesystemRPC) GetWatcherEvents(_ context.Context, req *rpc.Request[fspb.GetWatcherEventsRequest]) (*rpc.Response[fspb.GetWatcherEventsResponse], error) {
 	events, err := f.s.FS.WatcherEvents(req.Msg.GetWatcherId())
 	if err != nil {
 		return nil, toConnect(err)
@@ -178,14 +178,14 @@ func (f *filesystemRPC) GetWatcherEvents(_ context.Context, req *connect.Request
 	for i, ev := range events {
 		out[i] = wireEvent(ev, legacy)
 	}
-	return legacyResponse(connect.NewResponse(&fspb.GetWatcherEventsResponse{Events: out}), legacy), nil
+	return legacyResponse(rpc.NewResponse(&fspb.GetWatcherEventsResponse{Events: out}), legacy), nil
 }
 
-func (f *filesystemRPC) RemoveWatcher(_ context.Context, req *connect.Request[fspb.RemoveWatcherRequest]) (*connect.Response[fspb.RemoveWatcherResponse], error) {
+func (f *filesystemRPC) RemoveWatcher(_ context.Context, req *rpc.Request[fspb.RemoveWatcherRequest]) (*rpc.Response[fspb.RemoveWatcherResponse], error) {
 	if err := f.s.FS.RemoveWatcher(req.Msg.GetWatcherId()); err != nil {
 		return nil, toConnect(err)
 	}
-	return legacyResponse(connect.NewResponse(&fspb.RemoveWatcherResponse{}), isLegacySDK(req.Header())), nil
+	return legacyResponse(rpc.NewResponse(&fspb.RemoveWatcherResponse{}), isLegacySDK(req.Header())), nil
 }
 
 // wireEntry converts an entry; legacy keeps only name, type and path (3.5).
@@ -202,7 +202,7 @@ func wireEntry(e filesystem.EntryInfo, legacy bool) *fspb.EntryInfo {
 	// Timestamps outside years 1–9999 are not valid proto JSON: omit them
 	// rather than fail the whole answer.
 	if !e.ModTime.IsZero() && e.ModTime.UTC().Year() >= 1 && e.ModTime.UTC().Year() <= 9999 {
-		out.ModifiedTime = timestamppb.New(e.ModTime)
+		out.ModifiedTime = wirekit.NewTimestamp(e.ModTime)
 	}
 	if e.IsSymlink {
 		t := validUTF8(e.SymlinkTarget)
@@ -226,9 +226,19 @@ const legacyHeader = "X-E2B-Legacy-SDK"
 
 func isLegacySDK(h http.Header) bool { return h.Get("User-Agent") == "connect-python" }
 
-func legacyResponse[T any](r *connect.Response[T], legacy bool) *connect.Response[T] {
+func legacyResponse[T any](r *rpc.Response[T], legacy bool) *rpc.Response[T] {
 	if legacy {
 		r.Header().Set(legacyHeader, "true")
 	}
 	return r
+}
+
+// validUTF8 repairs a name for the wire: proto3 strings must be valid
+// UTF-8, and one odd file name must not fail a whole listing. Invalid
+// bytes become U+FFFD.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return string([]rune(s)) // each invalid byte decodes to U+FFFD
 }

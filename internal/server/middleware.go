@@ -10,9 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"connectrpc.com/connect"
-
 	"github.com/sandboxd/envd/internal/errs"
+	"github.com/sandboxd/envd/internal/rpc"
 	"github.com/sandboxd/envd/internal/users"
 )
 
@@ -107,9 +106,8 @@ type userKey struct{}
 
 // withUser resolves the Basic-auth user on every request, HTTP routes
 // included (PROTOCOL.md 1.6). An unknown user is refused before any handler
-// runs, through Connect's error writer so streams get a proper end frame.
+// runs, in the caller's RPC protocol so streams get a proper end frame.
 func withUser(db *users.DB, defaultUser func() string, next http.Handler) http.Handler {
-	ew := connect.NewErrorWriter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, explicit := basicUser(r.Header.Get("Authorization"))
 		if !explicit {
@@ -121,7 +119,7 @@ func withUser(db *users.DB, defaultUser func() string, next http.Handler) http.H
 			if !explicit {
 				msg = "invalid default user: '" + name + "'"
 			}
-			_ = ew.Write(w, r, toConnect(errs.New(errs.Unauthenticated, "%s", msg)))
+			rpc.WriteError(w, r, toConnect(errs.New(errs.Unauthenticated, "%s", msg)))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))

@@ -9,18 +9,17 @@ import (
 	"syscall"
 	"time"
 
-	"connectrpc.com/connect"
+	"github.com/sandboxd/envd/internal/rpc"
 
 	"github.com/sandboxd/envd/internal/errs"
-	pb "github.com/sandboxd/envd/internal/gen/process"
-	"github.com/sandboxd/envd/internal/gen/process/processconnect"
+	pb "github.com/sandboxd/envd/internal/gen/process/processwire"
 	"github.com/sandboxd/envd/internal/process"
 	"github.com/sandboxd/envd/internal/users"
 )
 
 // processRPC adapts process.Process RPCs to the process subsystem.
 type processRPC struct {
-	processconnect.UnimplementedProcessHandler
+	pb.UnimplementedProcessHandler
 	s *Server
 }
 
@@ -56,7 +55,7 @@ func (r *processRPC) find(sel *pb.ProcessSelector) (*process.Proc, error) {
 	return r.s.Process.Find(s)
 }
 
-func (r *processRPC) Start(ctx context.Context, req *connect.Request[pb.StartRequest], stream *connect.ServerStream[pb.StartResponse]) error {
+func (r *processRPC) Start(ctx context.Context, req *rpc.Request[pb.StartRequest], stream *rpc.ServerStream[pb.StartResponse]) error {
 	u := requestUser(ctx)
 	if u == nil {
 		return toConnect(errs.New(errs.Unauthenticated, "no user"))
@@ -97,7 +96,7 @@ func (r *processRPC) Start(ctx context.Context, req *connect.Request[pb.StartReq
 	})
 }
 
-func (r *processRPC) Connect(ctx context.Context, req *connect.Request[pb.ConnectRequest], stream *connect.ServerStream[pb.ConnectResponse]) error {
+func (r *processRPC) Connect(ctx context.Context, req *rpc.Request[pb.ConnectRequest], stream *rpc.ServerStream[pb.ConnectResponse]) error {
 	sel, err := processSelector(req.Msg.GetProcess())
 	if err != nil {
 		return toConnect(err)
@@ -159,7 +158,7 @@ func processWireEvent(ev process.Event) *pb.ProcessEvent {
 	return &pb.ProcessEvent{Event: &pb.ProcessEvent_Data{Data: d}}
 }
 
-func (r *processRPC) List(context.Context, *connect.Request[pb.ListRequest]) (*connect.Response[pb.ListResponse], error) {
+func (r *processRPC) List(context.Context, *rpc.Request[pb.ListRequest]) (*rpc.Response[pb.ListResponse], error) {
 	infos := r.s.Process.List()
 	out := &pb.ListResponse{Processes: make([]*pb.ProcessInfo, len(infos))}
 	for i, in := range infos {
@@ -170,10 +169,10 @@ func (r *processRPC) List(context.Context, *connect.Request[pb.ListRequest]) (*c
 				Envs: in.Config.Envs, Cwd: in.Config.Cwd},
 		}
 	}
-	return connect.NewResponse(out), nil
+	return rpc.NewResponse(out), nil
 }
 
-func (r *processRPC) Update(_ context.Context, req *connect.Request[pb.UpdateRequest]) (*connect.Response[pb.UpdateResponse], error) {
+func (r *processRPC) Update(_ context.Context, req *rpc.Request[pb.UpdateRequest]) (*rpc.Response[pb.UpdateResponse], error) {
 	p, err := r.find(req.Msg.GetProcess())
 	if err != nil {
 		return nil, toConnect(err)
@@ -183,7 +182,7 @@ func (r *processRPC) Update(_ context.Context, req *connect.Request[pb.UpdateReq
 			return nil, toConnect(err)
 		}
 	}
-	return connect.NewResponse(&pb.UpdateResponse{}), nil
+	return rpc.NewResponse(&pb.UpdateResponse{}), nil
 }
 
 // writeInput sends one ProcessInput to p.
@@ -197,7 +196,7 @@ func writeInput(ctx context.Context, p *process.Proc, in *pb.ProcessInput) error
 	return errs.New(errs.Unsupported, "invalid input type")
 }
 
-func (r *processRPC) SendInput(ctx context.Context, req *connect.Request[pb.SendInputRequest]) (*connect.Response[pb.SendInputResponse], error) {
+func (r *processRPC) SendInput(ctx context.Context, req *rpc.Request[pb.SendInputRequest]) (*rpc.Response[pb.SendInputResponse], error) {
 	p, err := r.find(req.Msg.GetProcess())
 	if err != nil {
 		return nil, toConnect(err)
@@ -205,10 +204,10 @@ func (r *processRPC) SendInput(ctx context.Context, req *connect.Request[pb.Send
 	if err := writeInput(ctx, p, req.Msg.GetInput()); err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(&pb.SendInputResponse{}), nil
+	return rpc.NewResponse(&pb.SendInputResponse{}), nil
 }
 
-func (r *processRPC) StreamInput(ctx context.Context, stream *connect.ClientStream[pb.StreamInputRequest]) (*connect.Response[pb.StreamInputResponse], error) {
+func (r *processRPC) StreamInput(ctx context.Context, stream *rpc.ClientStream[pb.StreamInputRequest]) (*rpc.Response[pb.StreamInputResponse], error) {
 	var p *process.Proc
 	for stream.Receive() {
 		switch ev := stream.Msg().GetEvent().(type) {
@@ -230,10 +229,10 @@ func (r *processRPC) StreamInput(ctx context.Context, stream *connect.ClientStre
 	if err := stream.Err(); err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&pb.StreamInputResponse{}), nil
+	return rpc.NewResponse(&pb.StreamInputResponse{}), nil
 }
 
-func (r *processRPC) SendSignal(_ context.Context, req *connect.Request[pb.SendSignalRequest]) (*connect.Response[pb.SendSignalResponse], error) {
+func (r *processRPC) SendSignal(_ context.Context, req *rpc.Request[pb.SendSignalRequest]) (*rpc.Response[pb.SendSignalResponse], error) {
 	var sig syscall.Signal
 	switch req.Msg.GetSignal() {
 	case pb.Signal_SIGNAL_SIGKILL:
@@ -250,10 +249,10 @@ func (r *processRPC) SendSignal(_ context.Context, req *connect.Request[pb.SendS
 	if err := p.Signal(sig); err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(&pb.SendSignalResponse{}), nil
+	return rpc.NewResponse(&pb.SendSignalResponse{}), nil
 }
 
-func (r *processRPC) CloseStdin(_ context.Context, req *connect.Request[pb.CloseStdinRequest]) (*connect.Response[pb.CloseStdinResponse], error) {
+func (r *processRPC) CloseStdin(_ context.Context, req *rpc.Request[pb.CloseStdinRequest]) (*rpc.Response[pb.CloseStdinResponse], error) {
 	p, err := r.find(req.Msg.GetProcess())
 	if err != nil {
 		return nil, toConnect(err)
@@ -261,5 +260,5 @@ func (r *processRPC) CloseStdin(_ context.Context, req *connect.Request[pb.Close
 	if err := p.CloseStdin(); err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(&pb.CloseStdinResponse{}), nil
+	return rpc.NewResponse(&pb.CloseStdinResponse{}), nil
 }

@@ -4,17 +4,15 @@ import (
 	"math"
 	"net/http"
 
-	"connectrpc.com/connect"
-	"connectrpc.com/grpcreflect"
-
-	"github.com/sandboxd/envd/internal/gen/filesystem/filesystemconnect"
-	"github.com/sandboxd/envd/internal/gen/process/processconnect"
+	fspb "github.com/sandboxd/envd/internal/gen/filesystem/filesystemwire"
+	pb "github.com/sandboxd/envd/internal/gen/process/processwire"
+	"github.com/sandboxd/envd/internal/rpc"
 )
 
 // route is one entry of the route table. open routes skip the token gate
 // (PROTOCOL.md 5.2); /files does its own token-or-signature check.
 type route struct {
-	method string // "" for a Connect mount (any method; connect-go answers 405 itself)
+	method string // "" for an RPC mount (any method; internal/rpc answers 405 itself)
 	path   string // exact path, or a prefix ending in "/" for a Connect mount
 	open   bool
 	h      http.Handler
@@ -23,19 +21,16 @@ type route struct {
 // routes is the one route table. The inventory test pins which entries are
 // open without a token; keep it sorted by path.
 func (s *Server) routes() []route {
-	opts := connect.WithHandlerOptions(
-		connect.WithRecover(s.recoverRPC),
-		connect.WithReadMaxBytes(maxRPCMessage),
-	)
-	fsPath, fsH := filesystemconnect.NewFilesystemHandler(&filesystemRPC{s: s}, opts, filesystemHandlerOptions)
+	opts := rpc.WithOptions(rpc.WithRecover(s.recoverRPC), rpc.WithReadMaxBytes(maxRPCMessage))
+	// Filesystem answers are gzipped from 1 KiB: clients accept gzip by
+	// default, and compressing a 300-byte Stat answer costs more than the
+	// rest of the request.
+	fsPath, fsH := fspb.NewFilesystemHandler(&filesystemRPC{s: s}, opts, rpc.WithCompressMinBytes(1024))
 	// Process output is never gzipped: compressing a stream costs far more
-	// CPU than the link saves (requests may still arrive compressed). Its
-	// JSON codec writes data events itself (process_codec.go).
-	procPath, procH := processconnect.NewProcessHandler(&processRPC{s: s}, opts,
-		connect.WithCompressMinBytes(math.MaxInt32), connect.WithCodec(processJSONCodec{}))
-	reflector := grpcreflect.NewStaticReflector(processconnect.ProcessName, filesystemconnect.FilesystemName)
-	reflV1Path, reflV1 := grpcreflect.NewHandlerV1(reflector, opts)
-	reflV1aPath, reflV1a := grpcreflect.NewHandlerV1Alpha(reflector, opts)
+	// CPU than the link saves (requests may still arrive compressed).
+	procPath, procH := pb.NewProcessHandler(&processRPC{s: s}, opts, rpc.WithCompressMinBytes(math.MaxInt32))
+	reflV1Path, reflV1, reflV1aPath, reflV1a := rpc.NewReflection(
+		[]*rpc.FileDesc{pb.File_process_process_proto, fspb.File_filesystem_filesystem_proto}, opts)
 
 	return []route{
 		{method: http.MethodPost, path: "/collapse", h: http.HandlerFunc(s.collapse)},

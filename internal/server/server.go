@@ -12,8 +12,6 @@ import (
 	"runtime/debug"
 	"strings"
 
-	"connectrpc.com/connect"
-
 	"github.com/sandboxd/envd/internal/auth"
 	"github.com/sandboxd/envd/internal/cgroups"
 	"github.com/sandboxd/envd/internal/config"
@@ -134,7 +132,7 @@ func (s *Server) gate(next http.Handler) http.Handler {
 }
 
 // recoverRPC turns a handler panic into an internal error and a log line.
-func (s *Server) recoverRPC(_ context.Context, spec connect.Spec, _ http.Header, v any) error {
-	s.Log.Error("recovered panic", "in", spec.Procedure, "panic", v, "stack", string(debug.Stack()))
+func (s *Server) recoverRPC(_ context.Context, procedure string, _ http.Header, v any) error {
+	s.Log.Error("recovered panic", "in", procedure, "panic", v, "stack", string(debug.Stack()))
 	return toConnect(errors.New("internal error"))
 }
