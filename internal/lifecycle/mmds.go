@@ -3,7 +3,6 @@ package lifecycle
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/sandboxd/envd/internal/wirekit"
 )
 
 // Metadata is what the host puts into Firecracker's MMDS. Every key is
@@ -22,6 +23,35 @@ type Metadata struct {
 	EnvID           string `json:"envID"`
 	Address         string `json:"address"`
 	AccessTokenHash string `json:"accessTokenHash"`
+}
+
+// decodeMetadata reads the MMDS document's four keys (matched as
+// encoding/json matches them: exactly, else ignoring case) and ignores the
+// rest of it.
+func decodeMetadata(b []byte) (Metadata, error) {
+	var md Metadata
+	d := wirekit.NewJSONDecoder(b)
+	err := d.Object(func(key string) (err error) {
+		var dst *string
+		switch {
+		case strings.EqualFold(key, "instanceID"):
+			dst = &md.InstanceID
+		case strings.EqualFold(key, "envID"):
+			dst = &md.EnvID
+		case strings.EqualFold(key, "address"):
+			dst = &md.Address
+		case strings.EqualFold(key, "accessTokenHash"):
+			dst = &md.AccessTokenHash
+		default:
+			return d.Skip()
+		}
+		*dst, err = d.NullableString()
+		return err
+	})
+	if err == nil {
+		err = d.End()
+	}
+	return md, err
 }
 
 // Bounds on what MMDS may send back.
@@ -67,7 +97,7 @@ func (c *mmdsClient) fetch(ctx context.Context) (Metadata, error) {
 	if err != nil {
 		return md, fmt.Errorf("mmds metadata: %w", err)
 	}
-	if err := json.Unmarshal(body, &md); err != nil {
+	if md, err = decodeMetadata(body); err != nil {
 		return md, fmt.Errorf("mmds metadata: %w", err)
 	}
 	return md, nil

@@ -232,3 +232,18 @@ func TestMMDSNeverReusesConnections(t *testing.T) {
 		t.Fatalf("%d requests over %d connections: MMDS connections must not be reused", requests, sim.conns)
 	}
 }
+
+// The MMDS document is read as encoding/json would read it into Metadata:
+// the four keys in any case, everything else ignored, a non-string value
+// for one of them refused.
+func TestMMDSDecodeMetadataAsEncodingJSONDoes(t *testing.T) {
+	md, err := decodeMetadata([]byte(`{"instanceID":"i-1","ENVID":"e-1","address":null,"extra":{"a":[1,true]},"accessTokenHash":"h"}`))
+	if err != nil || md != (Metadata{InstanceID: "i-1", EnvID: "e-1", AccessTokenHash: "h"}) {
+		t.Fatalf("decoded %+v %v", md, err)
+	}
+	for _, bad := range []string{`{"instanceID":1}`, `[]`, `{"envID":"x"`, `{} {}`} {
+		if _, err := decodeMetadata([]byte(bad)); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+}

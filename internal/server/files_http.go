@@ -1,8 +1,8 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"path/filepath"
@@ -14,6 +14,7 @@ import (
 	"github.com/sandboxd/envd/internal/errs"
 	"github.com/sandboxd/envd/internal/files"
 	"github.com/sandboxd/envd/internal/users"
+	"github.com/sandboxd/envd/internal/wirekit"
 )
 
 // fileQuery is the query of GET/POST /files. Values are raw (URL-decoded,
@@ -184,12 +185,12 @@ const maxComposeBody = 4 << 20
 
 // filesCompose is POST /files/compose (PROTOCOL.md 4.10).
 func (s *Server) filesCompose(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		SourcePaths []string `json:"source_paths"`
-		Destination string   `json:"destination"`
-		Username    *string  `json:"username"`
+	var req composeRequest
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxComposeBody))
+	if err == nil {
+		req, err = decodeCompose(body)
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxComposeBody)).Decode(&req); err != nil {
+	if err != nil {
 		writeErr(w, errs.New(errs.Invalid, "invalid request body: %v", err))
 		return
 	}
@@ -208,6 +209,43 @@ func (s *Server) filesCompose(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, toFileEntry(e))
+}
+
+type composeRequest struct {
+	SourcePaths []string
+	Destination string
+	Username    *string
+}
+
+// decodeCompose reads {"source_paths":[...],"destination":"...",
+// "username":"..."}; unknown keys are ignored, and, as with E2B's
+// json.Decoder, anything after the object is not read.
+func decodeCompose(b []byte) (composeRequest, error) {
+	var req composeRequest
+	d := wirekit.NewJSONDecoder(b)
+	err := d.Object(func(key string) (err error) {
+		switch strings.ToLower(key) {
+		case "source_paths":
+			req.SourcePaths = nil
+			err = d.Array(func() error {
+				p, err := d.String()
+				req.SourcePaths = append(req.SourcePaths, p)
+				return err
+			})
+		case "destination":
+			req.Destination, err = d.NullableString()
+		case "username":
+			if req.Username = nil; !d.Null() {
+				var u string
+				u, err = d.String()
+				req.Username = &u
+			}
+		default:
+			err = d.Skip()
+		}
+		return err
+	})
+	return req, err
 }
 
 func deref(p *string) string {

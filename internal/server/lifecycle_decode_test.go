@@ -36,3 +36,42 @@ func TestLifecycleDecodeInitFields(t *testing.T) {
 		}
 	}
 }
+
+// The /init and /files/compose bodies are read without encoding/json (binary
+// size) but as it reads them: keys case-insensitively, null as absent,
+// unknown keys ignored, last value wins, wrong types refused.
+func TestLifecycleDecodeInitAsEncodingJSONDoes(t *testing.T) {
+	req, err := decodeInit([]byte(`{"ACCESSTOKEN":"tok","EnvVars":{"A":"1","B":""},"defaultuser":"u",
+		"unknown":{"nested":[1,2,{"x":null}]},"volumeMounts":null,"caBundle":null,"lifecycleID":"a","lifecycleID":"b"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *req.AccessToken != "tok" || req.EnvVars["A"] != "1" || len(req.EnvVars) != 2 || req.DefaultUser != "u" ||
+		req.VolumeMounts != nil || req.CABundle != "" || req.LifecycleID != "b" {
+		t.Fatalf("decoded %+v", req)
+	}
+	if req, err := decodeInit([]byte(`{"envVars":null,"accessToken":null}`)); err != nil || req.EnvVars != nil || req.AccessToken != nil {
+		t.Fatalf("nulls: %+v %v", req, err)
+	}
+	for _, bad := range []string{`{"envVars":{"A":1}}`, `{"defaultUser":5}`, `{"volumeMounts":{}}`,
+		`{"volumeMounts":[{"path":1}]}`, `[]`, `{"a":1`, `{"a":1} x`, `{"accessToken":""}`} {
+		if _, err := decodeInit([]byte(bad)); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+}
+
+func TestFilesDecodeComposeAsEncodingJSONDoes(t *testing.T) {
+	req, err := decodeCompose([]byte(`{"source_paths":["/a","/b"],"Destination":"/c","username":"user","x":[]} trailing`))
+	if err != nil || len(req.SourcePaths) != 2 || req.SourcePaths[1] != "/b" || req.Destination != "/c" || *req.Username != "user" {
+		t.Fatalf("decoded %+v %v", req, err)
+	}
+	if req, err := decodeCompose([]byte(`{"source_paths":null,"username":null}`)); err != nil || req.SourcePaths != nil || req.Username != nil {
+		t.Fatalf("nulls: %+v %v", req, err)
+	}
+	for _, bad := range []string{`{"source_paths":"/a"}`, `{"source_paths":[1]}`, `{"username":true}`, ``, `"x"`} {
+		if _, err := decodeCompose([]byte(bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"math"
@@ -13,29 +12,12 @@ import (
 
 	"github.com/sandboxd/envd/internal/errs"
 	"github.com/sandboxd/envd/internal/lifecycle"
+	"github.com/sandboxd/envd/internal/wirekit"
 )
 
 // maxInitBody bounds the /init body. Real ones are a few KiB (env vars, a
 // CA certificate); E2B reads without a limit.
 const maxInitBody = 1 << 20
-
-// initBody is the wire form of POST /init (PROTOCOL.md 4.4). The token and
-// the timestamp stay raw: both have rules the plain decoder cannot express.
-type initBody struct {
-	AccessToken    json.RawMessage   `json:"accessToken"`
-	EnvVars        map[string]string `json:"envVars"`
-	DefaultUser    string            `json:"defaultUser"`
-	DefaultWorkdir string            `json:"defaultWorkdir"`
-	Timestamp      json.RawMessage   `json:"timestamp"`
-	HyperloopIP    string            `json:"hyperloopIP"`
-	HyperloopIPRs  string            `json:"hyperloopIp"` // Wrenn-RS spelling
-	VolumeMounts   []struct {
-		NFSTarget string `json:"nfs_target"`
-		Path      string `json:"path"`
-	} `json:"volumeMounts"`
-	LifecycleID string `json:"lifecycleID"`
-	CABundle    string `json:"caBundle"`
-}
 
 // initHandler is POST /init (PROTOCOL.md 4.5). Errors are plain text; an
 // invalid body is 400 with an empty body; success is 204.
@@ -66,45 +48,109 @@ func (s *Server) initHandler(w http.ResponseWriter, r *http.Request) {
 
 var errBadInit = errors.New("invalid init body")
 
+// decodeInit reads the /init body (PROTOCOL.md 4.4). Keys match exactly,
+// then case-insensitively as encoding/json does (E2B's decoder); the token
+// and the timestamp stay raw, as both have rules of their own; unknown keys
+// are ignored; a repeated key's last value wins.
 func decodeInit(body []byte) (lifecycle.InitRequest, error) {
 	var req lifecycle.InitRequest
 	if len(bytes.TrimSpace(body)) == 0 {
 		return req, nil // no body: Wrenn's host sends none
 	}
-	var b initBody
-	if err := json.Unmarshal(body, &b); err != nil {
-		return req, err
+	var tokRaw, tsRaw []byte
+	var hyperloopRs string // Wrenn-RS spells it hyperloopIp
+	d := wirekit.NewJSONDecoder(body)
+	err := d.Object(func(key string) (err error) {
+		switch initKey(key) {
+		case "accessToken":
+			tokRaw, err = d.Raw()
+		case "envVars":
+			if req.EnvVars = nil; d.Null() {
+				break // null: none sent, as encoding/json reads it
+			}
+			req.EnvVars = map[string]string{}
+			err = d.Object(func(k string) error {
+				v, err := d.String()
+				req.EnvVars[k] = v
+				return err
+			})
+		case "defaultUser":
+			req.DefaultUser, err = d.NullableString()
+		case "defaultWorkdir":
+			req.DefaultWorkdir, err = d.NullableString()
+		case "timestamp":
+			tsRaw, err = d.Raw()
+		case "hyperloopIP":
+			req.HyperloopIP, err = d.NullableString()
+		case "hyperloopIp":
+			hyperloopRs, err = d.NullableString()
+		case "volumeMounts":
+			req.VolumeMounts = nil
+			err = d.Array(func() error {
+				var v lifecycle.VolumeMount
+				err := d.Object(func(k string) (err error) {
+					switch strings.ToLower(k) {
+					case "nfs_target":
+						v.Target, err = d.NullableString()
+					case "path":
+						v.Path, err = d.NullableString()
+					default:
+						err = d.Skip()
+					}
+					return err
+				})
+				req.VolumeMounts = append(req.VolumeMounts, v)
+				return err
+			})
+		case "lifecycleID":
+			req.LifecycleID, err = d.NullableString()
+		case "caBundle":
+			req.CABundle, err = d.NullableString()
+		default:
+			err = d.Skip()
+		}
+		return err
+	})
+	if err == nil {
+		err = d.End()
 	}
-	tok, err := decodeToken(b.AccessToken)
 	if err != nil {
-		return req, err
+		return lifecycle.InitRequest{}, err
 	}
-	ts, err := decodeTimestamp(b.Timestamp)
-	if err != nil {
-		return req, err
+	if req.AccessToken, err = decodeToken(tokRaw); err != nil {
+		return lifecycle.InitRequest{}, err
 	}
-	req = lifecycle.InitRequest{
-		AccessToken:    tok,
-		EnvVars:        b.EnvVars,
-		DefaultUser:    b.DefaultUser,
-		DefaultWorkdir: b.DefaultWorkdir,
-		Timestamp:      ts,
-		HyperloopIP:    b.HyperloopIP,
-		LifecycleID:    b.LifecycleID,
-		CABundle:       b.CABundle,
+	if req.Timestamp, err = decodeTimestamp(tsRaw); err != nil {
+		return lifecycle.InitRequest{}, err
 	}
 	if req.HyperloopIP == "" {
-		req.HyperloopIP = b.HyperloopIPRs
-	}
-	for _, v := range b.VolumeMounts {
-		req.VolumeMounts = append(req.VolumeMounts, lifecycle.VolumeMount{Target: v.NFSTarget, Path: v.Path})
+		req.HyperloopIP = hyperloopRs
 	}
 	return req, nil
 }
 
+// initKeys are the /init body's keys; initKey maps a key to one of them,
+// exactly first, then ignoring case.
+var initKeys = [...]string{"accessToken", "envVars", "defaultUser", "defaultWorkdir", "timestamp",
+	"hyperloopIP", "hyperloopIp", "volumeMounts", "lifecycleID", "caBundle"}
+
+func initKey(k string) string {
+	for _, n := range initKeys {
+		if k == n {
+			return n
+		}
+	}
+	for _, n := range initKeys {
+		if strings.EqualFold(k, n) {
+			return n
+		}
+	}
+	return ""
+}
+
 // decodeToken follows E2B's strict token decoder: a non-empty JSON string
 // without escapes; null or absent means no token (PROTOCOL.md 4.4, 9.1).
-func decodeToken(raw json.RawMessage) (*string, error) {
+func decodeToken(raw []byte) (*string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
@@ -117,14 +163,14 @@ func decodeToken(raw json.RawMessage) (*string, error) {
 
 // decodeTimestamp accepts RFC 3339 (E2B) or a number of seconds, as a JSON
 // number or a numeric string (Wrenn-RS).
-func decodeTimestamp(raw json.RawMessage) (*time.Time, error) {
+func decodeTimestamp(raw []byte) (*time.Time, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
 	text := string(raw)
 	if raw[0] == '"' {
-		var str string
-		if err := json.Unmarshal(raw, &str); err != nil {
+		str, err := wirekit.NewJSONDecoder(raw).String()
+		if err != nil {
 			return nil, err
 		}
 		if t, err := time.Parse(time.RFC3339Nano, str); err == nil {

@@ -301,16 +301,16 @@ func (d *JSONDecoder) Bytes() ([]byte, error) {
 	return v, nil
 }
 
-// Enum reads an enum value: a name that values maps to its number, or a
-// 32-bit number. An unknown name gives ok false (the field stays unset, as
-// with protojson's DiscardUnknown).
-func (d *JSONDecoder) Enum(values map[string]int32) (v int32, ok bool, err error) {
+// Enum reads an enum value: a name of e, or a 32-bit number. An unknown
+// name gives ok false (the field stays unset, as with protojson's
+// DiscardUnknown).
+func (d *JSONDecoder) Enum(e *Enum) (v int32, ok bool, err error) {
 	if d.peek() == '"' {
 		s, err := d.str()
 		if err != nil {
 			return 0, false, err
 		}
-		v, ok = values[s]
+		v, ok = e.Value(s)
 		return v, ok, nil
 	}
 	t, err := d.numberToken()
@@ -322,4 +322,64 @@ func (d *JSONDecoder) Enum(values map[string]int32) (v int32, ok bool, err error
 		return 0, false, d.errorf("invalid enum number %s", t)
 	}
 	return int32(n), true, nil
+}
+
+// Raw returns the next value's JSON text as it is, after checking its
+// syntax; the result aliases the input.
+func (d *JSONDecoder) Raw() ([]byte, error) {
+	d.peek()
+	start := d.i
+	if err := d.Skip(); err != nil {
+		return nil, err
+	}
+	return d.b[start:d.i], nil
+}
+
+// Object reads one JSON object, calling member for each key with the
+// decoder positioned at the value, which member must consume (Skip for
+// keys it does not know). A null object reads as empty.
+func (d *JSONDecoder) Object(member func(key string) error) error {
+	if d.Null() {
+		return nil
+	}
+	if err := d.ObjectStart(); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		key, more, err := d.Member(first)
+		if err != nil || !more {
+			return err
+		}
+		if err := member(key); err != nil {
+			return err
+		}
+	}
+}
+
+// Array reads one JSON array, calling elem with the decoder positioned at
+// each element, which elem must consume. A null array reads as empty.
+func (d *JSONDecoder) Array(elem func() error) error {
+	if d.Null() {
+		return nil
+	}
+	if err := d.ArrayStart(); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		more, err := d.Elem(first)
+		if err != nil || !more {
+			return err
+		}
+		if err := elem(); err != nil {
+			return err
+		}
+	}
+}
+
+// NullableString reads a string; null reads as "".
+func (d *JSONDecoder) NullableString() (string, error) {
+	if d.Null() {
+		return "", nil
+	}
+	return d.String()
 }

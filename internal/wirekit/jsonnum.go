@@ -3,6 +3,7 @@ package wirekit
 import (
 	"errors"
 	"strconv"
+	"unsafe"
 )
 
 var errNotInt = errors.New("not an integer")
@@ -72,7 +73,8 @@ func (d *JSONDecoder) intText() (string, error) {
 func (d *JSONDecoder) numberToken() (string, error) {
 	d.peek()
 	r := d.b[d.i:]
-	n := numberLen(r)
+	// A view of the input, not a copy: one numberLen for both types.
+	n := numberLen(unsafe.String(unsafe.SliceData(r), len(r)))
 	if n == 0 || n < len(r) && !isDelim(r[n]) {
 		return "", d.unexpected("a number")
 	}
@@ -82,7 +84,7 @@ func (d *JSONDecoder) numberToken() (string, error) {
 
 // numberLen is the length of the RFC 8259 number at the start of s, 0 if
 // there is none.
-func numberLen[S string | []byte](s S) int {
+func numberLen(s string) int {
 	i := 0
 	if i < len(s) && s[i] == '-' {
 		i++
@@ -112,7 +114,7 @@ func numberLen[S string | []byte](s S) int {
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
-func digits[S string | []byte](s S, i int) int {
+func digits(s string, i int) int {
 	for i < len(s) && isDigit(s[i]) {
 		i++
 	}

@@ -1,13 +1,16 @@
 package wire
 
 import (
+	"strconv"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	fw "github.com/sandboxd/envd/internal/gen/filesystem/filesystemwire"
 	ps "github.com/sandboxd/envd/internal/gen/process"
 	pw "github.com/sandboxd/envd/internal/gen/process/processwire"
+	"github.com/sandboxd/envd/internal/wirekit"
 )
 
 func payload32K() []byte {
@@ -90,4 +93,49 @@ func BenchmarkUnmarshalProtoSendInput32K(b *testing.B) {
 			}
 		}
 	})
+}
+
+func listDir10K() *fw.ListDirResponse {
+	r := &fw.ListDirResponse{}
+	for i := range 10000 {
+		name := "file-" + strconv.Itoa(i) + ".txt"
+		r.Entries = append(r.Entries, &fw.EntryInfo{
+			Name: name, Type: fw.FileType_FILE_TYPE_FILE, Path: "/home/user/dir/" + name,
+			Size: int64(i) * 1031, Mode: 0o644, Permissions: "-rw-r--r--", Owner: "user", Group: "user",
+			ModifiedTime: &wirekit.Timestamp{Seconds: 1700000000 + int64(i), Nanos: int32(i) * 1000},
+		})
+	}
+	return r
+}
+
+// ListDir of a large directory: the JSON encoder of 10,000 entries.
+func BenchmarkAppendProtoJSONListDir10K(b *testing.B) {
+	r := listDir10K()
+	buf := r.AppendProtoJSON(nil)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = r.AppendProtoJSON(buf[:0])
+	}
+}
+
+func BenchmarkAppendProtoListDir10K(b *testing.B) {
+	r := listDir10K()
+	buf := r.AppendProto(nil)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = r.AppendProto(buf[:0])
+	}
+}
+
+func BenchmarkUnmarshalProtoJSONStart(b *testing.B) {
+	in := []byte(`{"process":{"cmd":"/bin/bash","args":["-l","-c","echo hello"],"envs":{"A":"1","B":"2"},"cwd":"/home/user"},"pty":{"size":{"cols":80,"rows":24}},"tag":"t1","stdin":true}`)
+	b.ReportAllocs()
+	var m pw.StartRequest
+	for b.Loop() {
+		if err := m.UnmarshalProtoJSON(in); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -17,7 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"path"
-	"slices"
+	"strconv"
 
 	"google.golang.org/protobuf/compiler/protogen"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -50,6 +50,7 @@ type gen struct {
 	kit    protogen.GoImportPath
 	rpc    protogen.GoImportPath
 	*protogen.GeneratedFile
+	unimplDone bool // the file's unimplemented helper is written
 }
 
 const timestampName = "google.protobuf.Timestamp"
@@ -78,10 +79,19 @@ func (g *gen) generate() error {
 	for _, e := range f.Enums {
 		g.enum(e)
 	}
+	// Messages that are field types need a constructor in their table.
+	nested := map[*protogen.Message]bool{}
+	walkMessages(f.Messages, func(m *protogen.Message) {
+		for _, fd := range m.Fields {
+			if fd.Message != nil && !fd.Desc.IsMap() {
+				nested[fd.Message] = true
+			}
+		}
+	})
 	var err error
 	walkMessages(f.Messages, func(m *protogen.Message) {
 		if err == nil && !m.Desc.IsMapEntry() {
-			err = g.message(m)
+			err = g.message(m, nested)
 		}
 	})
 	if err != nil {
@@ -163,11 +173,18 @@ func (g *gen) enum(e *protogen.Enum) {
 	g.P("}")
 	g.P()
 	g.P("// String is the value's proto name, or its number when unknown.")
-	g.P("func (x ", name, ") String() string {")
-	g.P("if s, ok := ", name, "_name[int32(x)]; ok {")
-	g.P("return s")
-	g.P("}")
-	g.P("return ", protogen.GoIdent{GoName: "Itoa", GoImportPath: "strconv"}, "(int(x))")
+	g.P("func (x ", name, ") String() string { return ", enumTableName(e), ".String(int32(x)) }")
+	g.P()
+	// The codecs and String use this static table rather than the maps,
+	// which are then dropped by the linker unless the program uses them.
+	var names, nums []string
+	for _, v := range e.Values {
+		names = append(names, strconv.Quote(string(v.Desc.Name())))
+		nums = append(nums, strconv.Itoa(int(v.Desc.Number())))
+	}
+	g.P("var ", enumTableName(e), " = ", g.kitName("Enum"), "{")
+	g.P("Names: []string{", join(names), "},")
+	g.P("Nums: []int32{", join(nums), "},")
 	g.P("}")
 	g.P()
 }
@@ -187,10 +204,7 @@ func isPointerScalar(f *protogen.Field) bool {
 	return f.Desc.HasOptionalKeyword() && f.Desc.Kind() != protoreflect.MessageKind
 }
 
-func (g *gen) message(m *protogen.Message) error {
-	if len(m.Fields) > 64 || len(m.Oneofs) > 64 {
-		return fmt.Errorf("message %s: more than 64 fields or oneofs", m.Desc.FullName())
-	}
+func (g *gen) message(m *protogen.Message, nested map[*protogen.Message]bool) error {
 	if len(m.Extensions) > 0 || m.Desc.ExtensionRanges().Len() > 0 {
 		return fmt.Errorf("message %s: extensions are not supported", m.Desc.FullName())
 	}
@@ -214,7 +228,7 @@ func (g *gen) message(m *protogen.Message) error {
 	}
 	g.P("}")
 	g.P()
-	g.P("func (x *", name, ") Reset() { *x = ", name, "{} }")
+	g.P("func (x *", name, ") Reset() { ", g.kitName("ResetMessage"), "(", g.QualifiedGoIdent(protogen.GoIdent{GoName: "Pointer", GoImportPath: "unsafe"}), "(x), &", tableName(m), ") }")
 	g.P()
 	if err := g.getters(m); err != nil {
 		return err
@@ -240,10 +254,7 @@ func (g *gen) message(m *protogen.Message) error {
 			g.P()
 		}
 	}
-	if err := g.protoCodec(m); err != nil {
-		return err
-	}
-	return g.jsonCodec(m)
+	return g.messageCodec(m, nested)
 }
 
 func trailing(c protogen.Comments) string {
@@ -368,12 +379,4 @@ func trimPtr(t string, f *protogen.Field) string {
 		return t[1:]
 	}
 	return t
-}
-
-// sortedByNumber is m's fields in field-number order (binary encoding
-// order).
-func sortedByNumber(m *protogen.Message) []*protogen.Field {
-	fs := slices.Clone(m.Fields)
-	slices.SortFunc(fs, func(a, b *protogen.Field) int { return int(a.Desc.Number() - b.Desc.Number()) })
-	return fs
 }

@@ -28,9 +28,7 @@ func (g *gen) methodShape(m *protogen.Method) (sig, ctor, unimpl string, err err
 	}
 	req, res := g.QualifiedGoIdent(in), g.QualifiedGoIdent(out)
 	ctx := g.QualifiedGoIdent(protogen.GoIdent{GoName: "Context", GoImportPath: "context"})
-	fail := g.rpcName("NewError") + "(" + g.rpcName("CodeUnimplemented") + ", " +
-		g.QualifiedGoIdent(protogen.GoIdent{GoName: "New", GoImportPath: "errors"}) +
-		"(" + strconv.Quote(string(m.Desc.FullName())+" is not implemented") + "))"
+	fail := "unimplemented(" + strconv.Quote(string(m.Desc.FullName())) + ")"
 	switch {
 	case m.Desc.IsStreamingClient() && m.Desc.IsStreamingServer():
 		sig = "(" + ctx + ", *" + g.rpcName("BidiStream") + "[" + req + ", " + res + "]) error"
@@ -88,6 +86,19 @@ func (g *gen) service(s *protogen.Service) error {
 	g.P(")")
 	g.P("}")
 	g.P()
+	if !g.unimplDone {
+		// One shared constructor keeps each Unimplemented method (and the
+		// pointer wrapper the compiler adds when it is embedded) a call.
+		g.unimplDone = true
+		g.P("// unimplemented is the error of an RPC the service does not implement.")
+		g.P("//")
+		g.P("//go:noinline")
+		g.P("func unimplemented(method string) error {")
+		g.P("return ", g.rpcName("NewError"), "(", g.rpcName("CodeUnimplemented"), ", ",
+			protogen.GoIdent{GoName: "New", GoImportPath: "errors"}, `(method + " is not implemented"))`)
+		g.P("}")
+		g.P()
+	}
 	g.P("// Unimplemented", name, "Handler returns CodeUnimplemented from every method.")
 	g.P("type Unimplemented", name, "Handler struct{}")
 	g.P()

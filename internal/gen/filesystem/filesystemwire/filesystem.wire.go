@@ -9,7 +9,7 @@ import (
 	rpc "github.com/sandboxd/envd/internal/rpc"
 	wirekit "github.com/sandboxd/envd/internal/wirekit"
 	http "net/http"
-	strconv "strconv"
+	unsafe "unsafe"
 )
 
 type FileType int32
@@ -44,11 +44,11 @@ func (x FileType) Enum() *FileType {
 }
 
 // String is the value's proto name, or its number when unknown.
-func (x FileType) String() string {
-	if s, ok := FileType_name[int32(x)]; ok {
-		return s
-	}
-	return strconv.Itoa(int(x))
+func (x FileType) String() string { return enumFileType.String(int32(x)) }
+
+var enumFileType = wirekit.Enum{
+	Names: []string{"FILE_TYPE_UNSPECIFIED", "FILE_TYPE_FILE", "FILE_TYPE_DIRECTORY", "FILE_TYPE_SYMLINK"},
+	Nums:  []int32{0, 1, 2, 3},
 }
 
 type EventType int32
@@ -89,11 +89,11 @@ func (x EventType) Enum() *EventType {
 }
 
 // String is the value's proto name, or its number when unknown.
-func (x EventType) String() string {
-	if s, ok := EventType_name[int32(x)]; ok {
-		return s
-	}
-	return strconv.Itoa(int(x))
+func (x EventType) String() string { return enumEventType.String(int32(x)) }
+
+var enumEventType = wirekit.Enum{
+	Names: []string{"EVENT_TYPE_UNSPECIFIED", "EVENT_TYPE_CREATE", "EVENT_TYPE_WRITE", "EVENT_TYPE_REMOVE", "EVENT_TYPE_RENAME", "EVENT_TYPE_CHMOD"},
+	Nums:  []int32{0, 1, 2, 3, 4, 5},
 }
 
 type MoveRequest struct {
@@ -101,7 +101,7 @@ type MoveRequest struct {
 	Destination string
 }
 
-func (x *MoveRequest) Reset() { *x = MoveRequest{} }
+func (x *MoveRequest) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgMoveRequest) }
 
 func (x *MoveRequest) GetSource() string {
 	if x != nil {
@@ -117,140 +117,45 @@ func (x *MoveRequest) GetDestination() string {
 	return ""
 }
 
-// SizeProto is the length of the binary encoding.
-func (x *MoveRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Source != "" {
-		n += 1 + wirekit.SizeBytes(len(x.Source))
-	}
-	if x.Destination != "" {
-		n += 1 + wirekit.SizeBytes(len(x.Destination))
-	}
-	return n
+var msgMoveRequest = wirekit.Message{
+	Name: "filesystem.MoveRequest",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(MoveRequest{}.Source)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 9, Names: "\"source\":"},
+		{Num: 2, Off: uint16(unsafe.Offsetof(MoveRequest{}.Destination)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 14, Names: "\"destination\":"},
+	},
 }
+
+// SizeProto is the length of the binary encoding.
+func (x *MoveRequest) SizeProto() int { return wirekit.SizeMessage(unsafe.Pointer(x), &msgMoveRequest) }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *MoveRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *MoveRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Source != "" {
-		b = wirekit.AppendStringField(b, 0x0a, x.Source)
-	}
-	if x.Destination != "" {
-		b = wirekit.AppendStringField(b, 0x12, x.Destination)
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgMoveRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *MoveRequest) UnmarshalProto(b []byte) error {
-	*x = MoveRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *MoveRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.MoveRequest"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.MoveRequest.source")
-			x.Source = v
-		case num == 2 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.MoveRequest.destination")
-			x.Destination = v
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.MoveRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgMoveRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *MoveRequest) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Source != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"source\":")
-		b = wirekit.AppendJSONString(b, x.Source)
-	}
-	if x.Destination != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"destination\":")
-		b = wirekit.AppendJSONString(b, x.Destination)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgMoveRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *MoveRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = MoveRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *MoveRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "source":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				var v string
-				v, err = d.String()
-				x.Source = v
-			}
-		case "destination":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				var v string
-				v, err = d.String()
-				x.Destination = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgMoveRequest)
 }
 
 type MoveResponse struct {
 	Entry *EntryInfo
 }
 
-func (x *MoveResponse) Reset() { *x = MoveResponse{} }
+func (x *MoveResponse) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgMoveResponse) }
 
 func (x *MoveResponse) GetEntry() *EntryInfo {
 	if x != nil {
@@ -259,124 +164,46 @@ func (x *MoveResponse) GetEntry() *EntryInfo {
 	return nil
 }
 
+var msgMoveResponse = wirekit.Message{
+	Name: "filesystem.MoveResponse",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(MoveResponse{}.Entry)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 8, Names: "\"entry\":", Msg: &msgEntryInfo},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *MoveResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Entry != nil {
-		n += 1 + wirekit.SizeBytes(x.Entry.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgMoveResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *MoveResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *MoveResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Entry != nil {
-		b = x.Entry.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(x.Entry.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgMoveResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *MoveResponse) UnmarshalProto(b []byte) error {
-	*x = MoveResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *MoveResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.MoveResponse"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "filesystem.MoveResponse.entry"); err == nil {
-				if x.Entry == nil {
-					x.Entry = new(EntryInfo)
-				}
-				err = x.Entry.mergeProto(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.MoveResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgMoveResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *MoveResponse) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Entry != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"entry\":")
-		b = x.Entry.AppendProtoJSON(b)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgMoveResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *MoveResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = MoveResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *MoveResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "entry":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				v := new(EntryInfo)
-				err = v.decodeJSON(d)
-				x.Entry = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgMoveResponse)
 }
 
 type MakeDirRequest struct {
 	Path string
 }
 
-func (x *MakeDirRequest) Reset() { *x = MakeDirRequest{} }
+func (x *MakeDirRequest) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgMakeDirRequest) }
 
 func (x *MakeDirRequest) GetPath() string {
 	if x != nil {
@@ -385,120 +212,46 @@ func (x *MakeDirRequest) GetPath() string {
 	return ""
 }
 
+var msgMakeDirRequest = wirekit.Message{
+	Name: "filesystem.MakeDirRequest",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(MakeDirRequest{}.Path)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 7, Names: "\"path\":"},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *MakeDirRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Path != "" {
-		n += 1 + wirekit.SizeBytes(len(x.Path))
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgMakeDirRequest)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *MakeDirRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *MakeDirRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Path != "" {
-		b = wirekit.AppendStringField(b, 0x0a, x.Path)
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgMakeDirRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *MakeDirRequest) UnmarshalProto(b []byte) error {
-	*x = MakeDirRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *MakeDirRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.MakeDirRequest"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.MakeDirRequest.path")
-			x.Path = v
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.MakeDirRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgMakeDirRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *MakeDirRequest) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Path != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"path\":")
-		b = wirekit.AppendJSONString(b, x.Path)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgMakeDirRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *MakeDirRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = MakeDirRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *MakeDirRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "path":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				var v string
-				v, err = d.String()
-				x.Path = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgMakeDirRequest)
 }
 
 type MakeDirResponse struct {
 	Entry *EntryInfo
 }
 
-func (x *MakeDirResponse) Reset() { *x = MakeDirResponse{} }
+func (x *MakeDirResponse) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgMakeDirResponse) }
 
 func (x *MakeDirResponse) GetEntry() *EntryInfo {
 	if x != nil {
@@ -507,124 +260,46 @@ func (x *MakeDirResponse) GetEntry() *EntryInfo {
 	return nil
 }
 
+var msgMakeDirResponse = wirekit.Message{
+	Name: "filesystem.MakeDirResponse",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(MakeDirResponse{}.Entry)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 8, Names: "\"entry\":", Msg: &msgEntryInfo},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *MakeDirResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Entry != nil {
-		n += 1 + wirekit.SizeBytes(x.Entry.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgMakeDirResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *MakeDirResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *MakeDirResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Entry != nil {
-		b = x.Entry.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(x.Entry.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgMakeDirResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *MakeDirResponse) UnmarshalProto(b []byte) error {
-	*x = MakeDirResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *MakeDirResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.MakeDirResponse"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "filesystem.MakeDirResponse.entry"); err == nil {
-				if x.Entry == nil {
-					x.Entry = new(EntryInfo)
-				}
-				err = x.Entry.mergeProto(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.MakeDirResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgMakeDirResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *MakeDirResponse) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Entry != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"entry\":")
-		b = x.Entry.AppendProtoJSON(b)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgMakeDirResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *MakeDirResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = MakeDirResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *MakeDirResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "entry":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				v := new(EntryInfo)
-				err = v.decodeJSON(d)
-				x.Entry = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgMakeDirResponse)
 }
 
 type RemoveRequest struct {
 	Path string
 }
 
-func (x *RemoveRequest) Reset() { *x = RemoveRequest{} }
+func (x *RemoveRequest) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgRemoveRequest) }
 
 func (x *RemoveRequest) GetPath() string {
 	if x != nil {
@@ -633,207 +308,83 @@ func (x *RemoveRequest) GetPath() string {
 	return ""
 }
 
+var msgRemoveRequest = wirekit.Message{
+	Name: "filesystem.RemoveRequest",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(RemoveRequest{}.Path)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 7, Names: "\"path\":"},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *RemoveRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Path != "" {
-		n += 1 + wirekit.SizeBytes(len(x.Path))
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgRemoveRequest)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *RemoveRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *RemoveRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Path != "" {
-		b = wirekit.AppendStringField(b, 0x0a, x.Path)
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgRemoveRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *RemoveRequest) UnmarshalProto(b []byte) error {
-	*x = RemoveRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *RemoveRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.RemoveRequest"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.RemoveRequest.path")
-			x.Path = v
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.RemoveRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgRemoveRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *RemoveRequest) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Path != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"path\":")
-		b = wirekit.AppendJSONString(b, x.Path)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgRemoveRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *RemoveRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = RemoveRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *RemoveRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "path":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				var v string
-				v, err = d.String()
-				x.Path = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgRemoveRequest)
 }
 
 type RemoveResponse struct {
 }
 
-func (x *RemoveResponse) Reset() { *x = RemoveResponse{} }
+func (x *RemoveResponse) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgRemoveResponse) }
+
+var msgRemoveResponse = wirekit.Message{
+	Name: "filesystem.RemoveResponse",
+}
 
 // SizeProto is the length of the binary encoding.
 func (x *RemoveResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgRemoveResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *RemoveResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *RemoveResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgRemoveResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *RemoveResponse) UnmarshalProto(b []byte) error {
-	*x = RemoveResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *RemoveResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.RemoveResponse"); err != nil {
-			return err
-		}
-		switch {
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.RemoveResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgRemoveResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *RemoveResponse) AppendProtoJSON(b []byte) []byte {
-	return append(b, "{}"...)
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgRemoveResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *RemoveResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = RemoveResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *RemoveResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		switch name {
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgRemoveResponse)
 }
 
 type StatRequest struct {
 	Path string
 }
 
-func (x *StatRequest) Reset() { *x = StatRequest{} }
+func (x *StatRequest) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgStatRequest) }
 
 func (x *StatRequest) GetPath() string {
 	if x != nil {
@@ -842,120 +393,44 @@ func (x *StatRequest) GetPath() string {
 	return ""
 }
 
-// SizeProto is the length of the binary encoding.
-func (x *StatRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Path != "" {
-		n += 1 + wirekit.SizeBytes(len(x.Path))
-	}
-	return n
+var msgStatRequest = wirekit.Message{
+	Name: "filesystem.StatRequest",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(StatRequest{}.Path)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 7, Names: "\"path\":"},
+	},
 }
+
+// SizeProto is the length of the binary encoding.
+func (x *StatRequest) SizeProto() int { return wirekit.SizeMessage(unsafe.Pointer(x), &msgStatRequest) }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *StatRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *StatRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Path != "" {
-		b = wirekit.AppendStringField(b, 0x0a, x.Path)
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgStatRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *StatRequest) UnmarshalProto(b []byte) error {
-	*x = StatRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *StatRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.StatRequest"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.StatRequest.path")
-			x.Path = v
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.StatRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgStatRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *StatRequest) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Path != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"path\":")
-		b = wirekit.AppendJSONString(b, x.Path)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgStatRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *StatRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = StatRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *StatRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "path":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				var v string
-				v, err = d.String()
-				x.Path = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgStatRequest)
 }
 
 type StatResponse struct {
 	Entry *EntryInfo
 }
 
-func (x *StatResponse) Reset() { *x = StatResponse{} }
+func (x *StatResponse) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgStatResponse) }
 
 func (x *StatResponse) GetEntry() *EntryInfo {
 	if x != nil {
@@ -964,117 +439,39 @@ func (x *StatResponse) GetEntry() *EntryInfo {
 	return nil
 }
 
+var msgStatResponse = wirekit.Message{
+	Name: "filesystem.StatResponse",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(StatResponse{}.Entry)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 8, Names: "\"entry\":", Msg: &msgEntryInfo},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *StatResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Entry != nil {
-		n += 1 + wirekit.SizeBytes(x.Entry.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgStatResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *StatResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *StatResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Entry != nil {
-		b = x.Entry.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(x.Entry.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgStatResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *StatResponse) UnmarshalProto(b []byte) error {
-	*x = StatResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *StatResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.StatResponse"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "filesystem.StatResponse.entry"); err == nil {
-				if x.Entry == nil {
-					x.Entry = new(EntryInfo)
-				}
-				err = x.Entry.mergeProto(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.StatResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgStatResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *StatResponse) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Entry != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"entry\":")
-		b = x.Entry.AppendProtoJSON(b)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgStatResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *StatResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = StatResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *StatResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "entry":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				v := new(EntryInfo)
-				err = v.decodeJSON(d)
-				x.Entry = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgStatResponse)
 }
 
 type EntryInfo struct {
@@ -1091,7 +488,7 @@ type EntryInfo struct {
 	Metadata      map[string]string
 }
 
-func (x *EntryInfo) Reset() { *x = EntryInfo{} }
+func (x *EntryInfo) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgEntryInfo) }
 
 func (x *EntryInfo) GetName() string {
 	if x != nil {
@@ -1170,381 +567,48 @@ func (x *EntryInfo) GetMetadata() map[string]string {
 	return nil
 }
 
-// SizeProto is the length of the binary encoding.
-func (x *EntryInfo) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Name != "" {
-		n += 1 + wirekit.SizeBytes(len(x.Name))
-	}
-	if x.Type != 0 {
-		n += 1 + wirekit.SizeVarint(uint64(int64(x.Type)))
-	}
-	if x.Path != "" {
-		n += 1 + wirekit.SizeBytes(len(x.Path))
-	}
-	if x.Size != 0 {
-		n += 1 + wirekit.SizeVarint(uint64(x.Size))
-	}
-	if x.Mode != 0 {
-		n += 1 + wirekit.SizeVarint(uint64(x.Mode))
-	}
-	if x.Permissions != "" {
-		n += 1 + wirekit.SizeBytes(len(x.Permissions))
-	}
-	if x.Owner != "" {
-		n += 1 + wirekit.SizeBytes(len(x.Owner))
-	}
-	if x.Group != "" {
-		n += 1 + wirekit.SizeBytes(len(x.Group))
-	}
-	if x.ModifiedTime != nil {
-		n += 1 + wirekit.SizeBytes(x.ModifiedTime.SizeProto())
-	}
-	if x.SymlinkTarget != nil {
-		n += 1 + wirekit.SizeBytes(len(*x.SymlinkTarget))
-	}
-	for k, v := range x.Metadata {
-		e := 1 + wirekit.SizeBytes(len(k)) + 1 + wirekit.SizeBytes(len(v))
-		n += 1 + wirekit.SizeBytes(e)
-	}
-	return n
+var msgEntryInfo = wirekit.Message{
+	Name: "filesystem.EntryInfo",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(EntryInfo{}.Name)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 7, Names: "\"name\":"},
+		{Num: 2, Off: uint16(unsafe.Offsetof(EntryInfo{}.Type)), Kind: wirekit.KindEnum, Card: wirekit.Implicit, KeyLen: 7, Names: "\"type\":", Enum: &enumFileType},
+		{Num: 3, Off: uint16(unsafe.Offsetof(EntryInfo{}.Path)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 7, Names: "\"path\":"},
+		{Num: 4, Off: uint16(unsafe.Offsetof(EntryInfo{}.Size)), Kind: wirekit.KindInt64, Card: wirekit.Implicit, KeyLen: 7, Names: "\"size\":"},
+		{Num: 5, Off: uint16(unsafe.Offsetof(EntryInfo{}.Mode)), Kind: wirekit.KindUint32, Card: wirekit.Implicit, KeyLen: 7, Names: "\"mode\":"},
+		{Num: 6, Off: uint16(unsafe.Offsetof(EntryInfo{}.Permissions)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 14, Names: "\"permissions\":"},
+		{Num: 7, Off: uint16(unsafe.Offsetof(EntryInfo{}.Owner)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 8, Names: "\"owner\":"},
+		{Num: 8, Off: uint16(unsafe.Offsetof(EntryInfo{}.Group)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 8, Names: "\"group\":"},
+		{Num: 9, Off: uint16(unsafe.Offsetof(EntryInfo{}.ModifiedTime)), Kind: wirekit.KindTimestamp, Card: wirekit.Implicit, KeyLen: 15, Names: "\"modifiedTime\":modified_time"},
+		{Num: 10, Off: uint16(unsafe.Offsetof(EntryInfo{}.SymlinkTarget)), Kind: wirekit.KindString, Card: wirekit.Optional, KeyLen: 16, Names: "\"symlinkTarget\":symlink_target"},
+		{Num: 11, Off: uint16(unsafe.Offsetof(EntryInfo{}.Metadata)), Kind: wirekit.KindBytes, Card: wirekit.Map, KeyLen: 11, Names: "\"metadata\":"},
+	},
+	New: func() unsafe.Pointer { return unsafe.Pointer(new(EntryInfo)) },
 }
+
+// SizeProto is the length of the binary encoding.
+func (x *EntryInfo) SizeProto() int { return wirekit.SizeMessage(unsafe.Pointer(x), &msgEntryInfo) }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *EntryInfo) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *EntryInfo) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Name != "" {
-		b = wirekit.AppendStringField(b, 0x0a, x.Name)
-	}
-	if x.Type != 0 {
-		b = wirekit.AppendVarintField(b, 0x10, uint64(int64(x.Type)))
-	}
-	if x.Path != "" {
-		b = wirekit.AppendStringField(b, 0x1a, x.Path)
-	}
-	if x.Size != 0 {
-		b = wirekit.AppendVarintField(b, 0x20, uint64(x.Size))
-	}
-	if x.Mode != 0 {
-		b = wirekit.AppendVarintField(b, 0x28, uint64(x.Mode))
-	}
-	if x.Permissions != "" {
-		b = wirekit.AppendStringField(b, 0x32, x.Permissions)
-	}
-	if x.Owner != "" {
-		b = wirekit.AppendStringField(b, 0x3a, x.Owner)
-	}
-	if x.Group != "" {
-		b = wirekit.AppendStringField(b, 0x42, x.Group)
-	}
-	if x.ModifiedTime != nil {
-		b = x.ModifiedTime.AppendProto(wirekit.AppendVarintField(b, 0x4a, uint64(x.ModifiedTime.SizeProto())))
-	}
-	if x.SymlinkTarget != nil {
-		b = wirekit.AppendStringField(b, 0x52, *x.SymlinkTarget)
-	}
-	for _, k := range wirekit.SortedKeys(x.Metadata) {
-		v := x.Metadata[k]
-		b = wirekit.AppendVarintField(b, 0x5a, uint64(1+wirekit.SizeBytes(len(k))+1+wirekit.SizeBytes(len(v))))
-		b = wirekit.AppendStringField(b, 0x0a, k)
-		b = wirekit.AppendStringField(b, 0x12, v)
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgEntryInfo)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *EntryInfo) UnmarshalProto(b []byte) error {
-	*x = EntryInfo{}
-	return x.mergeProto(b)
-}
-
-func (x *EntryInfo) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.EntryInfo"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.EntryInfo.name")
-			x.Name = v
-		case num == 2 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "filesystem.EntryInfo.type")
-			x.Type = FileType(int32(v))
-		case num == 3 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.EntryInfo.path")
-			x.Path = v
-		case num == 4 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "filesystem.EntryInfo.size")
-			x.Size = int64(v)
-		case num == 5 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "filesystem.EntryInfo.mode")
-			x.Mode = uint32(v)
-		case num == 6 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.EntryInfo.permissions")
-			x.Permissions = v
-		case num == 7 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.EntryInfo.owner")
-			x.Owner = v
-		case num == 8 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.EntryInfo.group")
-			x.Group = v
-		case num == 9 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "filesystem.EntryInfo.modified_time"); err == nil {
-				if x.ModifiedTime == nil {
-					x.ModifiedTime = new(wirekit.Timestamp)
-				}
-				err = x.ModifiedTime.MergeProto(v)
-			}
-		case num == 10 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.EntryInfo.symlink_target")
-			p := v
-			x.SymlinkTarget = &p
-		case num == 11 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "filesystem.EntryInfo.metadata"); err == nil {
-				err = x.mergeMetadataEntry(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.EntryInfo")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (x *EntryInfo) mergeMetadataEntry(b []byte) (err error) {
-	var num int32
-	var wt int
-	var mk string
-	var mv string
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.EntryInfo.metadata"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.EntryInfo.metadata")
-			mk = v
-		case num == 2 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.EntryInfo.metadata")
-			mv = v
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.EntryInfo.metadata")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if x.Metadata == nil {
-		x.Metadata = make(map[string]string)
-	}
-	x.Metadata[mk] = mv
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgEntryInfo)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *EntryInfo) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Name != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"name\":")
-		b = wirekit.AppendJSONString(b, x.Name)
-	}
-	if x.Type != 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"type\":")
-		b = wirekit.AppendJSONEnum(b, FileType_name[int32(x.Type)], int32(x.Type))
-	}
-	if x.Path != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"path\":")
-		b = wirekit.AppendJSONString(b, x.Path)
-	}
-	if x.Size != 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"size\":")
-		b = wirekit.AppendJSONInt64(b, x.Size)
-	}
-	if x.Mode != 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"mode\":")
-		b = wirekit.AppendJSONUint(b, uint64(x.Mode))
-	}
-	if x.Permissions != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"permissions\":")
-		b = wirekit.AppendJSONString(b, x.Permissions)
-	}
-	if x.Owner != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"owner\":")
-		b = wirekit.AppendJSONString(b, x.Owner)
-	}
-	if x.Group != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"group\":")
-		b = wirekit.AppendJSONString(b, x.Group)
-	}
-	if x.ModifiedTime != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"modifiedTime\":")
-		b = x.ModifiedTime.AppendProtoJSON(b)
-	}
-	if x.SymlinkTarget != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"symlinkTarget\":")
-		b = wirekit.AppendJSONString(b, *x.SymlinkTarget)
-	}
-	if len(x.Metadata) > 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"metadata\":")
-		b = append(b, '{')
-		for i, k := range wirekit.SortedKeys(x.Metadata) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(wirekit.AppendJSONString(b, k), ':')
-			b = wirekit.AppendJSONString(b, x.Metadata[k])
-		}
-		b = append(b, '}')
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgEntryInfo)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *EntryInfo) UnmarshalProtoJSON(b []byte) error {
-	*x = EntryInfo{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *EntryInfo) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "name":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				var v string
-				v, err = d.String()
-				x.Name = v
-			}
-		case "type":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				var n int32
-				var known bool
-				if n, known, err = d.Enum(FileType_value); known {
-					x.Type = FileType(n)
-				}
-			}
-		case "path":
-			if ok, err = d.Present(&seen, 2, name); ok {
-				var v string
-				v, err = d.String()
-				x.Path = v
-			}
-		case "size":
-			if ok, err = d.Present(&seen, 3, name); ok {
-				var v int64
-				v, err = d.Int64()
-				x.Size = v
-			}
-		case "mode":
-			if ok, err = d.Present(&seen, 4, name); ok {
-				var v uint32
-				v, err = d.Uint32()
-				x.Mode = v
-			}
-		case "permissions":
-			if ok, err = d.Present(&seen, 5, name); ok {
-				var v string
-				v, err = d.String()
-				x.Permissions = v
-			}
-		case "owner":
-			if ok, err = d.Present(&seen, 6, name); ok {
-				var v string
-				v, err = d.String()
-				x.Owner = v
-			}
-		case "group":
-			if ok, err = d.Present(&seen, 7, name); ok {
-				var v string
-				v, err = d.String()
-				x.Group = v
-			}
-		case "modifiedTime", "modified_time":
-			if ok, err = d.Present(&seen, 8, name); ok {
-				v := new(wirekit.Timestamp)
-				err = v.DecodeJSON(d)
-				x.ModifiedTime = v
-			}
-		case "symlinkTarget", "symlink_target":
-			if ok, err = d.Present(&seen, 9, name); ok {
-				var v string
-				v, err = d.String()
-				p := v
-				x.SymlinkTarget = &p
-			}
-		case "metadata":
-			if ok, err = d.Present(&seen, 10, name); ok {
-				err = d.ObjectStart()
-				for first := true; err == nil; first = false {
-					k, more, e := d.Member(first)
-					if e != nil || !more {
-						err = e
-						break
-					}
-					if _, dup := x.Metadata[k]; dup {
-						err = d.DuplicateKey(k)
-						break
-					}
-					var v string
-					v, err = d.String()
-					if x.Metadata == nil {
-						x.Metadata = make(map[string]string)
-					}
-					x.Metadata[k] = v
-				}
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgEntryInfo)
 }
 
 type ListDirRequest struct {
@@ -1552,7 +616,7 @@ type ListDirRequest struct {
 	Depth uint32
 }
 
-func (x *ListDirRequest) Reset() { *x = ListDirRequest{} }
+func (x *ListDirRequest) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgListDirRequest) }
 
 func (x *ListDirRequest) GetPath() string {
 	if x != nil {
@@ -1568,140 +632,47 @@ func (x *ListDirRequest) GetDepth() uint32 {
 	return 0
 }
 
+var msgListDirRequest = wirekit.Message{
+	Name: "filesystem.ListDirRequest",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(ListDirRequest{}.Path)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 7, Names: "\"path\":"},
+		{Num: 2, Off: uint16(unsafe.Offsetof(ListDirRequest{}.Depth)), Kind: wirekit.KindUint32, Card: wirekit.Implicit, KeyLen: 8, Names: "\"depth\":"},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *ListDirRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Path != "" {
-		n += 1 + wirekit.SizeBytes(len(x.Path))
-	}
-	if x.Depth != 0 {
-		n += 1 + wirekit.SizeVarint(uint64(x.Depth))
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgListDirRequest)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *ListDirRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *ListDirRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Path != "" {
-		b = wirekit.AppendStringField(b, 0x0a, x.Path)
-	}
-	if x.Depth != 0 {
-		b = wirekit.AppendVarintField(b, 0x10, uint64(x.Depth))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgListDirRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *ListDirRequest) UnmarshalProto(b []byte) error {
-	*x = ListDirRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *ListDirRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.ListDirRequest"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.ListDirRequest.path")
-			x.Path = v
-		case num == 2 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "filesystem.ListDirRequest.depth")
-			x.Depth = uint32(v)
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.ListDirRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgListDirRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *ListDirRequest) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Path != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"path\":")
-		b = wirekit.AppendJSONString(b, x.Path)
-	}
-	if x.Depth != 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"depth\":")
-		b = wirekit.AppendJSONUint(b, uint64(x.Depth))
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgListDirRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *ListDirRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = ListDirRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *ListDirRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "path":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				var v string
-				v, err = d.String()
-				x.Path = v
-			}
-		case "depth":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				var v uint32
-				v, err = d.Uint32()
-				x.Depth = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgListDirRequest)
 }
 
 type ListDirResponse struct {
 	Entries []*EntryInfo
 }
 
-func (x *ListDirResponse) Reset() { *x = ListDirResponse{} }
+func (x *ListDirResponse) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgListDirResponse) }
 
 func (x *ListDirResponse) GetEntries() []*EntryInfo {
 	if x != nil {
@@ -1710,130 +681,39 @@ func (x *ListDirResponse) GetEntries() []*EntryInfo {
 	return nil
 }
 
+var msgListDirResponse = wirekit.Message{
+	Name: "filesystem.ListDirResponse",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(ListDirResponse{}.Entries)), Kind: wirekit.KindMessage, Card: wirekit.List, KeyLen: 10, Names: "\"entries\":", Msg: &msgEntryInfo},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *ListDirResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	for _, v := range x.Entries {
-		n += 1 + wirekit.SizeBytes(v.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgListDirResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *ListDirResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *ListDirResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	for _, v := range x.Entries {
-		b = v.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(v.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgListDirResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *ListDirResponse) UnmarshalProto(b []byte) error {
-	*x = ListDirResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *ListDirResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.ListDirResponse"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "filesystem.ListDirResponse.entries"); err == nil {
-				m := new(EntryInfo)
-				err = m.mergeProto(v)
-				x.Entries = append(x.Entries, m)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.ListDirResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgListDirResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *ListDirResponse) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if len(x.Entries) > 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"entries\":")
-		b = append(b, '[')
-		for i, v := range x.Entries {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = v.AppendProtoJSON(b)
-		}
-		b = append(b, ']')
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgListDirResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *ListDirResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = ListDirResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *ListDirResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "entries":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				err = d.ArrayStart()
-				for first := true; err == nil; first = false {
-					if more, e := d.Elem(first); e != nil || !more {
-						err = e
-						break
-					}
-					v := new(EntryInfo)
-					err = v.decodeJSON(d)
-					x.Entries = append(x.Entries, v)
-				}
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgListDirResponse)
 }
 
 type WatchDirRequest struct {
@@ -1843,7 +723,7 @@ type WatchDirRequest struct {
 	AllowNetworkMounts bool
 }
 
-func (x *WatchDirRequest) Reset() { *x = WatchDirRequest{} }
+func (x *WatchDirRequest) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgWatchDirRequest) }
 
 func (x *WatchDirRequest) GetPath() string {
 	if x != nil {
@@ -1873,173 +753,42 @@ func (x *WatchDirRequest) GetAllowNetworkMounts() bool {
 	return false
 }
 
+var msgWatchDirRequest = wirekit.Message{
+	Name: "filesystem.WatchDirRequest",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(WatchDirRequest{}.Path)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 7, Names: "\"path\":"},
+		{Num: 2, Off: uint16(unsafe.Offsetof(WatchDirRequest{}.Recursive)), Kind: wirekit.KindBool, Card: wirekit.Implicit, KeyLen: 12, Names: "\"recursive\":"},
+		{Num: 3, Off: uint16(unsafe.Offsetof(WatchDirRequest{}.IncludeEntry)), Kind: wirekit.KindBool, Card: wirekit.Implicit, KeyLen: 15, Names: "\"includeEntry\":include_entry"},
+		{Num: 4, Off: uint16(unsafe.Offsetof(WatchDirRequest{}.AllowNetworkMounts)), Kind: wirekit.KindBool, Card: wirekit.Implicit, KeyLen: 21, Names: "\"allowNetworkMounts\":allow_network_mounts"},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *WatchDirRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Path != "" {
-		n += 1 + wirekit.SizeBytes(len(x.Path))
-	}
-	if x.Recursive {
-		n += 1 + 1
-	}
-	if x.IncludeEntry {
-		n += 1 + 1
-	}
-	if x.AllowNetworkMounts {
-		n += 1 + 1
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgWatchDirRequest)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *WatchDirRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *WatchDirRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Path != "" {
-		b = wirekit.AppendStringField(b, 0x0a, x.Path)
-	}
-	if x.Recursive {
-		b = wirekit.AppendVarintField(b, 0x10, wirekit.BoolVarint(x.Recursive))
-	}
-	if x.IncludeEntry {
-		b = wirekit.AppendVarintField(b, 0x18, wirekit.BoolVarint(x.IncludeEntry))
-	}
-	if x.AllowNetworkMounts {
-		b = wirekit.AppendVarintField(b, 0x20, wirekit.BoolVarint(x.AllowNetworkMounts))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgWatchDirRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *WatchDirRequest) UnmarshalProto(b []byte) error {
-	*x = WatchDirRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *WatchDirRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.WatchDirRequest"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.WatchDirRequest.path")
-			x.Path = v
-		case num == 2 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "filesystem.WatchDirRequest.recursive")
-			x.Recursive = v != 0
-		case num == 3 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "filesystem.WatchDirRequest.include_entry")
-			x.IncludeEntry = v != 0
-		case num == 4 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "filesystem.WatchDirRequest.allow_network_mounts")
-			x.AllowNetworkMounts = v != 0
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.WatchDirRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgWatchDirRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *WatchDirRequest) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Path != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"path\":")
-		b = wirekit.AppendJSONString(b, x.Path)
-	}
-	if x.Recursive {
-		b = wirekit.AppendJSONKey(b, s, "\"recursive\":")
-		b = wirekit.AppendJSONBool(b, x.Recursive)
-	}
-	if x.IncludeEntry {
-		b = wirekit.AppendJSONKey(b, s, "\"includeEntry\":")
-		b = wirekit.AppendJSONBool(b, x.IncludeEntry)
-	}
-	if x.AllowNetworkMounts {
-		b = wirekit.AppendJSONKey(b, s, "\"allowNetworkMounts\":")
-		b = wirekit.AppendJSONBool(b, x.AllowNetworkMounts)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgWatchDirRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *WatchDirRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = WatchDirRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *WatchDirRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "path":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				var v string
-				v, err = d.String()
-				x.Path = v
-			}
-		case "recursive":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				var v bool
-				v, err = d.Bool()
-				x.Recursive = v
-			}
-		case "includeEntry", "include_entry":
-			if ok, err = d.Present(&seen, 2, name); ok {
-				var v bool
-				v, err = d.Bool()
-				x.IncludeEntry = v
-			}
-		case "allowNetworkMounts", "allow_network_mounts":
-			if ok, err = d.Present(&seen, 3, name); ok {
-				var v bool
-				v, err = d.Bool()
-				x.AllowNetworkMounts = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgWatchDirRequest)
 }
 
 type FilesystemEvent struct {
@@ -2048,7 +797,7 @@ type FilesystemEvent struct {
 	Entry *EntryInfo
 }
 
-func (x *FilesystemEvent) Reset() { *x = FilesystemEvent{} }
+func (x *FilesystemEvent) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgFilesystemEvent) }
 
 func (x *FilesystemEvent) GetName() string {
 	if x != nil {
@@ -2071,166 +820,49 @@ func (x *FilesystemEvent) GetEntry() *EntryInfo {
 	return nil
 }
 
+var msgFilesystemEvent = wirekit.Message{
+	Name: "filesystem.FilesystemEvent",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(FilesystemEvent{}.Name)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 7, Names: "\"name\":"},
+		{Num: 2, Off: uint16(unsafe.Offsetof(FilesystemEvent{}.Type)), Kind: wirekit.KindEnum, Card: wirekit.Implicit, KeyLen: 7, Names: "\"type\":", Enum: &enumEventType},
+		{Num: 3, Off: uint16(unsafe.Offsetof(FilesystemEvent{}.Entry)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 8, Names: "\"entry\":", Msg: &msgEntryInfo},
+	},
+	New: func() unsafe.Pointer { return unsafe.Pointer(new(FilesystemEvent)) },
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *FilesystemEvent) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Name != "" {
-		n += 1 + wirekit.SizeBytes(len(x.Name))
-	}
-	if x.Type != 0 {
-		n += 1 + wirekit.SizeVarint(uint64(int64(x.Type)))
-	}
-	if x.Entry != nil {
-		n += 1 + wirekit.SizeBytes(x.Entry.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgFilesystemEvent)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *FilesystemEvent) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *FilesystemEvent) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Name != "" {
-		b = wirekit.AppendStringField(b, 0x0a, x.Name)
-	}
-	if x.Type != 0 {
-		b = wirekit.AppendVarintField(b, 0x10, uint64(int64(x.Type)))
-	}
-	if x.Entry != nil {
-		b = x.Entry.appendProto(wirekit.AppendVarintField(b, 0x1a, uint64(x.Entry.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgFilesystemEvent)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *FilesystemEvent) UnmarshalProto(b []byte) error {
-	*x = FilesystemEvent{}
-	return x.mergeProto(b)
-}
-
-func (x *FilesystemEvent) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.FilesystemEvent"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.FilesystemEvent.name")
-			x.Name = v
-		case num == 2 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "filesystem.FilesystemEvent.type")
-			x.Type = EventType(int32(v))
-		case num == 3 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "filesystem.FilesystemEvent.entry"); err == nil {
-				if x.Entry == nil {
-					x.Entry = new(EntryInfo)
-				}
-				err = x.Entry.mergeProto(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.FilesystemEvent")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgFilesystemEvent)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *FilesystemEvent) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Name != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"name\":")
-		b = wirekit.AppendJSONString(b, x.Name)
-	}
-	if x.Type != 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"type\":")
-		b = wirekit.AppendJSONEnum(b, EventType_name[int32(x.Type)], int32(x.Type))
-	}
-	if x.Entry != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"entry\":")
-		b = x.Entry.AppendProtoJSON(b)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgFilesystemEvent)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *FilesystemEvent) UnmarshalProtoJSON(b []byte) error {
-	*x = FilesystemEvent{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *FilesystemEvent) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "name":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				var v string
-				v, err = d.String()
-				x.Name = v
-			}
-		case "type":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				var n int32
-				var known bool
-				if n, known, err = d.Enum(EventType_value); known {
-					x.Type = EventType(n)
-				}
-			}
-		case "entry":
-			if ok, err = d.Present(&seen, 2, name); ok {
-				v := new(EntryInfo)
-				err = v.decodeJSON(d)
-				x.Entry = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgFilesystemEvent)
 }
 
 type WatchDirResponse struct {
 	Event isWatchDirResponse_Event
 }
 
-func (x *WatchDirResponse) Reset() { *x = WatchDirResponse{} }
+func (x *WatchDirResponse) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgWatchDirResponse) }
 
 func (x *WatchDirResponse) GetEvent() isWatchDirResponse_Event {
 	if x != nil {
@@ -2288,352 +920,158 @@ type WatchDirResponse_Keepalive struct {
 
 func (*WatchDirResponse_Keepalive) isWatchDirResponse_Event() {}
 
+var msgWatchDirResponse = wirekit.Message{
+	Name: "filesystem.WatchDirResponse",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(WatchDirResponse{}.Event)), Kind: wirekit.KindMessage, Card: wirekit.Member, KeyLen: 8, Names: "\"start\":", Msg: &msgWatchDirResponse_StartEvent, OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*WatchDirResponse)(p)
+				if set {
+					o := new(WatchDirResponse_Start)
+					x.Event = o
+					return unsafe.Pointer(&o.Start)
+				}
+				if o, ok := x.Event.(*WatchDirResponse_Start); ok && o != nil {
+					return unsafe.Pointer(&o.Start)
+				}
+				return nil
+			}},
+		{Num: 2, Off: uint16(unsafe.Offsetof(WatchDirResponse{}.Event)), Kind: wirekit.KindMessage, Card: wirekit.Member, KeyLen: 13, Names: "\"filesystem\":", Msg: &msgFilesystemEvent, OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*WatchDirResponse)(p)
+				if set {
+					o := new(WatchDirResponse_Filesystem)
+					x.Event = o
+					return unsafe.Pointer(&o.Filesystem)
+				}
+				if o, ok := x.Event.(*WatchDirResponse_Filesystem); ok && o != nil {
+					return unsafe.Pointer(&o.Filesystem)
+				}
+				return nil
+			}},
+		{Num: 3, Off: uint16(unsafe.Offsetof(WatchDirResponse{}.Event)), Kind: wirekit.KindMessage, Card: wirekit.Member, KeyLen: 12, Names: "\"keepalive\":", Msg: &msgWatchDirResponse_KeepAlive, OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*WatchDirResponse)(p)
+				if set {
+					o := new(WatchDirResponse_Keepalive)
+					x.Event = o
+					return unsafe.Pointer(&o.Keepalive)
+				}
+				if o, ok := x.Event.(*WatchDirResponse_Keepalive); ok && o != nil {
+					return unsafe.Pointer(&o.Keepalive)
+				}
+				return nil
+			}},
+	},
+	Oneofs: []string{"filesystem.WatchDirResponse.event"},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *WatchDirResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if o, ok := x.Event.(*WatchDirResponse_Start); ok && o != nil {
-		n += 1 + wirekit.SizeBytes(o.Start.SizeProto())
-	}
-	if o, ok := x.Event.(*WatchDirResponse_Filesystem); ok && o != nil {
-		n += 1 + wirekit.SizeBytes(o.Filesystem.SizeProto())
-	}
-	if o, ok := x.Event.(*WatchDirResponse_Keepalive); ok && o != nil {
-		n += 1 + wirekit.SizeBytes(o.Keepalive.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgWatchDirResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *WatchDirResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *WatchDirResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if o, ok := x.Event.(*WatchDirResponse_Start); ok && o != nil {
-		b = o.Start.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(o.Start.SizeProto())))
-	}
-	if o, ok := x.Event.(*WatchDirResponse_Filesystem); ok && o != nil {
-		b = o.Filesystem.appendProto(wirekit.AppendVarintField(b, 0x12, uint64(o.Filesystem.SizeProto())))
-	}
-	if o, ok := x.Event.(*WatchDirResponse_Keepalive); ok && o != nil {
-		b = o.Keepalive.appendProto(wirekit.AppendVarintField(b, 0x1a, uint64(o.Keepalive.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgWatchDirResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *WatchDirResponse) UnmarshalProto(b []byte) error {
-	*x = WatchDirResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *WatchDirResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.WatchDirResponse"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "filesystem.WatchDirResponse.start"); err == nil {
-				m, ok := x.Event.(*WatchDirResponse_Start)
-				if !ok || m == nil || m.Start == nil {
-					m = &WatchDirResponse_Start{Start: new(WatchDirResponse_StartEvent)}
-					x.Event = m
-				}
-				err = m.Start.mergeProto(v)
-			}
-		case num == 2 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "filesystem.WatchDirResponse.filesystem"); err == nil {
-				m, ok := x.Event.(*WatchDirResponse_Filesystem)
-				if !ok || m == nil || m.Filesystem == nil {
-					m = &WatchDirResponse_Filesystem{Filesystem: new(FilesystemEvent)}
-					x.Event = m
-				}
-				err = m.Filesystem.mergeProto(v)
-			}
-		case num == 3 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "filesystem.WatchDirResponse.keepalive"); err == nil {
-				m, ok := x.Event.(*WatchDirResponse_Keepalive)
-				if !ok || m == nil || m.Keepalive == nil {
-					m = &WatchDirResponse_Keepalive{Keepalive: new(WatchDirResponse_KeepAlive)}
-					x.Event = m
-				}
-				err = m.Keepalive.mergeProto(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.WatchDirResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgWatchDirResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *WatchDirResponse) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if o, ok := x.Event.(*WatchDirResponse_Start); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"start\":")
-		b = o.Start.AppendProtoJSON(b)
-	}
-	if o, ok := x.Event.(*WatchDirResponse_Filesystem); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"filesystem\":")
-		b = o.Filesystem.AppendProtoJSON(b)
-	}
-	if o, ok := x.Event.(*WatchDirResponse_Keepalive); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"keepalive\":")
-		b = o.Keepalive.AppendProtoJSON(b)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgWatchDirResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *WatchDirResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = WatchDirResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *WatchDirResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	var oneofs uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "start":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "filesystem.WatchDirResponse.event"); err == nil {
-					v := new(WatchDirResponse_StartEvent)
-					err = v.decodeJSON(d)
-					x.Event = &WatchDirResponse_Start{Start: v}
-				}
-			}
-		case "filesystem":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "filesystem.WatchDirResponse.event"); err == nil {
-					v := new(FilesystemEvent)
-					err = v.decodeJSON(d)
-					x.Event = &WatchDirResponse_Filesystem{Filesystem: v}
-				}
-			}
-		case "keepalive":
-			if ok, err = d.Present(&seen, 2, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "filesystem.WatchDirResponse.event"); err == nil {
-					v := new(WatchDirResponse_KeepAlive)
-					err = v.decodeJSON(d)
-					x.Event = &WatchDirResponse_Keepalive{Keepalive: v}
-				}
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgWatchDirResponse)
 }
 
 type WatchDirResponse_StartEvent struct {
 }
 
-func (x *WatchDirResponse_StartEvent) Reset() { *x = WatchDirResponse_StartEvent{} }
+func (x *WatchDirResponse_StartEvent) Reset() {
+	wirekit.ResetMessage(unsafe.Pointer(x), &msgWatchDirResponse_StartEvent)
+}
+
+var msgWatchDirResponse_StartEvent = wirekit.Message{
+	Name: "filesystem.WatchDirResponse.StartEvent",
+	New:  func() unsafe.Pointer { return unsafe.Pointer(new(WatchDirResponse_StartEvent)) },
+}
 
 // SizeProto is the length of the binary encoding.
 func (x *WatchDirResponse_StartEvent) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgWatchDirResponse_StartEvent)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *WatchDirResponse_StartEvent) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *WatchDirResponse_StartEvent) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgWatchDirResponse_StartEvent)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *WatchDirResponse_StartEvent) UnmarshalProto(b []byte) error {
-	*x = WatchDirResponse_StartEvent{}
-	return x.mergeProto(b)
-}
-
-func (x *WatchDirResponse_StartEvent) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.WatchDirResponse.StartEvent"); err != nil {
-			return err
-		}
-		switch {
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.WatchDirResponse.StartEvent")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgWatchDirResponse_StartEvent)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *WatchDirResponse_StartEvent) AppendProtoJSON(b []byte) []byte {
-	return append(b, "{}"...)
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgWatchDirResponse_StartEvent)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *WatchDirResponse_StartEvent) UnmarshalProtoJSON(b []byte) error {
-	*x = WatchDirResponse_StartEvent{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *WatchDirResponse_StartEvent) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		switch name {
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgWatchDirResponse_StartEvent)
 }
 
 type WatchDirResponse_KeepAlive struct {
 }
 
-func (x *WatchDirResponse_KeepAlive) Reset() { *x = WatchDirResponse_KeepAlive{} }
+func (x *WatchDirResponse_KeepAlive) Reset() {
+	wirekit.ResetMessage(unsafe.Pointer(x), &msgWatchDirResponse_KeepAlive)
+}
+
+var msgWatchDirResponse_KeepAlive = wirekit.Message{
+	Name: "filesystem.WatchDirResponse.KeepAlive",
+	New:  func() unsafe.Pointer { return unsafe.Pointer(new(WatchDirResponse_KeepAlive)) },
+}
 
 // SizeProto is the length of the binary encoding.
 func (x *WatchDirResponse_KeepAlive) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgWatchDirResponse_KeepAlive)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *WatchDirResponse_KeepAlive) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *WatchDirResponse_KeepAlive) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgWatchDirResponse_KeepAlive)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *WatchDirResponse_KeepAlive) UnmarshalProto(b []byte) error {
-	*x = WatchDirResponse_KeepAlive{}
-	return x.mergeProto(b)
-}
-
-func (x *WatchDirResponse_KeepAlive) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.WatchDirResponse.KeepAlive"); err != nil {
-			return err
-		}
-		switch {
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.WatchDirResponse.KeepAlive")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgWatchDirResponse_KeepAlive)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *WatchDirResponse_KeepAlive) AppendProtoJSON(b []byte) []byte {
-	return append(b, "{}"...)
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgWatchDirResponse_KeepAlive)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *WatchDirResponse_KeepAlive) UnmarshalProtoJSON(b []byte) error {
-	*x = WatchDirResponse_KeepAlive{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *WatchDirResponse_KeepAlive) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		switch name {
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgWatchDirResponse_KeepAlive)
 }
 
 type CreateWatcherRequest struct {
@@ -2643,7 +1081,9 @@ type CreateWatcherRequest struct {
 	AllowNetworkMounts bool
 }
 
-func (x *CreateWatcherRequest) Reset() { *x = CreateWatcherRequest{} }
+func (x *CreateWatcherRequest) Reset() {
+	wirekit.ResetMessage(unsafe.Pointer(x), &msgCreateWatcherRequest)
+}
 
 func (x *CreateWatcherRequest) GetPath() string {
 	if x != nil {
@@ -2673,180 +1113,51 @@ func (x *CreateWatcherRequest) GetAllowNetworkMounts() bool {
 	return false
 }
 
+var msgCreateWatcherRequest = wirekit.Message{
+	Name: "filesystem.CreateWatcherRequest",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(CreateWatcherRequest{}.Path)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 7, Names: "\"path\":"},
+		{Num: 2, Off: uint16(unsafe.Offsetof(CreateWatcherRequest{}.Recursive)), Kind: wirekit.KindBool, Card: wirekit.Implicit, KeyLen: 12, Names: "\"recursive\":"},
+		{Num: 3, Off: uint16(unsafe.Offsetof(CreateWatcherRequest{}.IncludeEntry)), Kind: wirekit.KindBool, Card: wirekit.Implicit, KeyLen: 15, Names: "\"includeEntry\":include_entry"},
+		{Num: 4, Off: uint16(unsafe.Offsetof(CreateWatcherRequest{}.AllowNetworkMounts)), Kind: wirekit.KindBool, Card: wirekit.Implicit, KeyLen: 21, Names: "\"allowNetworkMounts\":allow_network_mounts"},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *CreateWatcherRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Path != "" {
-		n += 1 + wirekit.SizeBytes(len(x.Path))
-	}
-	if x.Recursive {
-		n += 1 + 1
-	}
-	if x.IncludeEntry {
-		n += 1 + 1
-	}
-	if x.AllowNetworkMounts {
-		n += 1 + 1
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgCreateWatcherRequest)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *CreateWatcherRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *CreateWatcherRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Path != "" {
-		b = wirekit.AppendStringField(b, 0x0a, x.Path)
-	}
-	if x.Recursive {
-		b = wirekit.AppendVarintField(b, 0x10, wirekit.BoolVarint(x.Recursive))
-	}
-	if x.IncludeEntry {
-		b = wirekit.AppendVarintField(b, 0x18, wirekit.BoolVarint(x.IncludeEntry))
-	}
-	if x.AllowNetworkMounts {
-		b = wirekit.AppendVarintField(b, 0x20, wirekit.BoolVarint(x.AllowNetworkMounts))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgCreateWatcherRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *CreateWatcherRequest) UnmarshalProto(b []byte) error {
-	*x = CreateWatcherRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *CreateWatcherRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.CreateWatcherRequest"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.CreateWatcherRequest.path")
-			x.Path = v
-		case num == 2 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "filesystem.CreateWatcherRequest.recursive")
-			x.Recursive = v != 0
-		case num == 3 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "filesystem.CreateWatcherRequest.include_entry")
-			x.IncludeEntry = v != 0
-		case num == 4 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "filesystem.CreateWatcherRequest.allow_network_mounts")
-			x.AllowNetworkMounts = v != 0
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.CreateWatcherRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgCreateWatcherRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *CreateWatcherRequest) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Path != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"path\":")
-		b = wirekit.AppendJSONString(b, x.Path)
-	}
-	if x.Recursive {
-		b = wirekit.AppendJSONKey(b, s, "\"recursive\":")
-		b = wirekit.AppendJSONBool(b, x.Recursive)
-	}
-	if x.IncludeEntry {
-		b = wirekit.AppendJSONKey(b, s, "\"includeEntry\":")
-		b = wirekit.AppendJSONBool(b, x.IncludeEntry)
-	}
-	if x.AllowNetworkMounts {
-		b = wirekit.AppendJSONKey(b, s, "\"allowNetworkMounts\":")
-		b = wirekit.AppendJSONBool(b, x.AllowNetworkMounts)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgCreateWatcherRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *CreateWatcherRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = CreateWatcherRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *CreateWatcherRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "path":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				var v string
-				v, err = d.String()
-				x.Path = v
-			}
-		case "recursive":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				var v bool
-				v, err = d.Bool()
-				x.Recursive = v
-			}
-		case "includeEntry", "include_entry":
-			if ok, err = d.Present(&seen, 2, name); ok {
-				var v bool
-				v, err = d.Bool()
-				x.IncludeEntry = v
-			}
-		case "allowNetworkMounts", "allow_network_mounts":
-			if ok, err = d.Present(&seen, 3, name); ok {
-				var v bool
-				v, err = d.Bool()
-				x.AllowNetworkMounts = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgCreateWatcherRequest)
 }
 
 type CreateWatcherResponse struct {
 	WatcherId string
 }
 
-func (x *CreateWatcherResponse) Reset() { *x = CreateWatcherResponse{} }
+func (x *CreateWatcherResponse) Reset() {
+	wirekit.ResetMessage(unsafe.Pointer(x), &msgCreateWatcherResponse)
+}
 
 func (x *CreateWatcherResponse) GetWatcherId() string {
 	if x != nil {
@@ -2855,120 +1166,48 @@ func (x *CreateWatcherResponse) GetWatcherId() string {
 	return ""
 }
 
+var msgCreateWatcherResponse = wirekit.Message{
+	Name: "filesystem.CreateWatcherResponse",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(CreateWatcherResponse{}.WatcherId)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 12, Names: "\"watcherId\":watcher_id"},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *CreateWatcherResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.WatcherId != "" {
-		n += 1 + wirekit.SizeBytes(len(x.WatcherId))
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgCreateWatcherResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *CreateWatcherResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *CreateWatcherResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.WatcherId != "" {
-		b = wirekit.AppendStringField(b, 0x0a, x.WatcherId)
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgCreateWatcherResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *CreateWatcherResponse) UnmarshalProto(b []byte) error {
-	*x = CreateWatcherResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *CreateWatcherResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.CreateWatcherResponse"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.CreateWatcherResponse.watcher_id")
-			x.WatcherId = v
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.CreateWatcherResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgCreateWatcherResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *CreateWatcherResponse) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.WatcherId != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"watcherId\":")
-		b = wirekit.AppendJSONString(b, x.WatcherId)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgCreateWatcherResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *CreateWatcherResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = CreateWatcherResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *CreateWatcherResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "watcherId", "watcher_id":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				var v string
-				v, err = d.String()
-				x.WatcherId = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgCreateWatcherResponse)
 }
 
 type GetWatcherEventsRequest struct {
 	WatcherId string
 }
 
-func (x *GetWatcherEventsRequest) Reset() { *x = GetWatcherEventsRequest{} }
+func (x *GetWatcherEventsRequest) Reset() {
+	wirekit.ResetMessage(unsafe.Pointer(x), &msgGetWatcherEventsRequest)
+}
 
 func (x *GetWatcherEventsRequest) GetWatcherId() string {
 	if x != nil {
@@ -2977,120 +1216,48 @@ func (x *GetWatcherEventsRequest) GetWatcherId() string {
 	return ""
 }
 
+var msgGetWatcherEventsRequest = wirekit.Message{
+	Name: "filesystem.GetWatcherEventsRequest",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(GetWatcherEventsRequest{}.WatcherId)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 12, Names: "\"watcherId\":watcher_id"},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *GetWatcherEventsRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.WatcherId != "" {
-		n += 1 + wirekit.SizeBytes(len(x.WatcherId))
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgGetWatcherEventsRequest)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *GetWatcherEventsRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *GetWatcherEventsRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.WatcherId != "" {
-		b = wirekit.AppendStringField(b, 0x0a, x.WatcherId)
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgGetWatcherEventsRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *GetWatcherEventsRequest) UnmarshalProto(b []byte) error {
-	*x = GetWatcherEventsRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *GetWatcherEventsRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.GetWatcherEventsRequest"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.GetWatcherEventsRequest.watcher_id")
-			x.WatcherId = v
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.GetWatcherEventsRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgGetWatcherEventsRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *GetWatcherEventsRequest) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.WatcherId != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"watcherId\":")
-		b = wirekit.AppendJSONString(b, x.WatcherId)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgGetWatcherEventsRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *GetWatcherEventsRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = GetWatcherEventsRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *GetWatcherEventsRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "watcherId", "watcher_id":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				var v string
-				v, err = d.String()
-				x.WatcherId = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgGetWatcherEventsRequest)
 }
 
 type GetWatcherEventsResponse struct {
 	Events []*FilesystemEvent
 }
 
-func (x *GetWatcherEventsResponse) Reset() { *x = GetWatcherEventsResponse{} }
+func (x *GetWatcherEventsResponse) Reset() {
+	wirekit.ResetMessage(unsafe.Pointer(x), &msgGetWatcherEventsResponse)
+}
 
 func (x *GetWatcherEventsResponse) GetEvents() []*FilesystemEvent {
 	if x != nil {
@@ -3099,137 +1266,48 @@ func (x *GetWatcherEventsResponse) GetEvents() []*FilesystemEvent {
 	return nil
 }
 
+var msgGetWatcherEventsResponse = wirekit.Message{
+	Name: "filesystem.GetWatcherEventsResponse",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(GetWatcherEventsResponse{}.Events)), Kind: wirekit.KindMessage, Card: wirekit.List, KeyLen: 9, Names: "\"events\":", Msg: &msgFilesystemEvent},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *GetWatcherEventsResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	for _, v := range x.Events {
-		n += 1 + wirekit.SizeBytes(v.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgGetWatcherEventsResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *GetWatcherEventsResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *GetWatcherEventsResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	for _, v := range x.Events {
-		b = v.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(v.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgGetWatcherEventsResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *GetWatcherEventsResponse) UnmarshalProto(b []byte) error {
-	*x = GetWatcherEventsResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *GetWatcherEventsResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.GetWatcherEventsResponse"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "filesystem.GetWatcherEventsResponse.events"); err == nil {
-				m := new(FilesystemEvent)
-				err = m.mergeProto(v)
-				x.Events = append(x.Events, m)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.GetWatcherEventsResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgGetWatcherEventsResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *GetWatcherEventsResponse) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if len(x.Events) > 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"events\":")
-		b = append(b, '[')
-		for i, v := range x.Events {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = v.AppendProtoJSON(b)
-		}
-		b = append(b, ']')
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgGetWatcherEventsResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *GetWatcherEventsResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = GetWatcherEventsResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *GetWatcherEventsResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "events":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				err = d.ArrayStart()
-				for first := true; err == nil; first = false {
-					if more, e := d.Elem(first); e != nil || !more {
-						err = e
-						break
-					}
-					v := new(FilesystemEvent)
-					err = v.decodeJSON(d)
-					x.Events = append(x.Events, v)
-				}
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgGetWatcherEventsResponse)
 }
 
 type RemoveWatcherRequest struct {
 	WatcherId string
 }
 
-func (x *RemoveWatcherRequest) Reset() { *x = RemoveWatcherRequest{} }
+func (x *RemoveWatcherRequest) Reset() {
+	wirekit.ResetMessage(unsafe.Pointer(x), &msgRemoveWatcherRequest)
+}
 
 func (x *RemoveWatcherRequest) GetWatcherId() string {
 	if x != nil {
@@ -3238,200 +1316,78 @@ func (x *RemoveWatcherRequest) GetWatcherId() string {
 	return ""
 }
 
+var msgRemoveWatcherRequest = wirekit.Message{
+	Name: "filesystem.RemoveWatcherRequest",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(RemoveWatcherRequest{}.WatcherId)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 12, Names: "\"watcherId\":watcher_id"},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *RemoveWatcherRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.WatcherId != "" {
-		n += 1 + wirekit.SizeBytes(len(x.WatcherId))
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgRemoveWatcherRequest)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *RemoveWatcherRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *RemoveWatcherRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.WatcherId != "" {
-		b = wirekit.AppendStringField(b, 0x0a, x.WatcherId)
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgRemoveWatcherRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *RemoveWatcherRequest) UnmarshalProto(b []byte) error {
-	*x = RemoveWatcherRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *RemoveWatcherRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.RemoveWatcherRequest"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "filesystem.RemoveWatcherRequest.watcher_id")
-			x.WatcherId = v
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.RemoveWatcherRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgRemoveWatcherRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *RemoveWatcherRequest) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.WatcherId != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"watcherId\":")
-		b = wirekit.AppendJSONString(b, x.WatcherId)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgRemoveWatcherRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *RemoveWatcherRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = RemoveWatcherRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *RemoveWatcherRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "watcherId", "watcher_id":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				var v string
-				v, err = d.String()
-				x.WatcherId = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgRemoveWatcherRequest)
 }
 
 type RemoveWatcherResponse struct {
 }
 
-func (x *RemoveWatcherResponse) Reset() { *x = RemoveWatcherResponse{} }
+func (x *RemoveWatcherResponse) Reset() {
+	wirekit.ResetMessage(unsafe.Pointer(x), &msgRemoveWatcherResponse)
+}
+
+var msgRemoveWatcherResponse = wirekit.Message{
+	Name: "filesystem.RemoveWatcherResponse",
+}
 
 // SizeProto is the length of the binary encoding.
 func (x *RemoveWatcherResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgRemoveWatcherResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *RemoveWatcherResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *RemoveWatcherResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgRemoveWatcherResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *RemoveWatcherResponse) UnmarshalProto(b []byte) error {
-	*x = RemoveWatcherResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *RemoveWatcherResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "filesystem.RemoveWatcherResponse"); err != nil {
-			return err
-		}
-		switch {
-		default:
-			b, err = wirekit.Skip(num, wt, b, "filesystem.RemoveWatcherResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgRemoveWatcherResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *RemoveWatcherResponse) AppendProtoJSON(b []byte) []byte {
-	return append(b, "{}"...)
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgRemoveWatcherResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *RemoveWatcherResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = RemoveWatcherResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *RemoveWatcherResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		switch name {
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgRemoveWatcherResponse)
 }
 
 // FilesystemName is the fully-qualified name of the Filesystem service.
@@ -3480,43 +1436,50 @@ func NewFilesystemHandler(svc FilesystemHandler, opts ...rpc.Option) (string, ht
 	)
 }
 
+// unimplemented is the error of an RPC the service does not implement.
+//
+//go:noinline
+func unimplemented(method string) error {
+	return rpc.NewError(rpc.CodeUnimplemented, errors.New(method+" is not implemented"))
+}
+
 // UnimplementedFilesystemHandler returns CodeUnimplemented from every method.
 type UnimplementedFilesystemHandler struct{}
 
 func (UnimplementedFilesystemHandler) Stat(context.Context, *rpc.Request[StatRequest]) (*rpc.Response[StatResponse], error) {
-	return nil, rpc.NewError(rpc.CodeUnimplemented, errors.New("filesystem.Filesystem.Stat is not implemented"))
+	return nil, unimplemented("filesystem.Filesystem.Stat")
 }
 
 func (UnimplementedFilesystemHandler) MakeDir(context.Context, *rpc.Request[MakeDirRequest]) (*rpc.Response[MakeDirResponse], error) {
-	return nil, rpc.NewError(rpc.CodeUnimplemented, errors.New("filesystem.Filesystem.MakeDir is not implemented"))
+	return nil, unimplemented("filesystem.Filesystem.MakeDir")
 }
 
 func (UnimplementedFilesystemHandler) Move(context.Context, *rpc.Request[MoveRequest]) (*rpc.Response[MoveResponse], error) {
-	return nil, rpc.NewError(rpc.CodeUnimplemented, errors.New("filesystem.Filesystem.Move is not implemented"))
+	return nil, unimplemented("filesystem.Filesystem.Move")
 }
 
 func (UnimplementedFilesystemHandler) ListDir(context.Context, *rpc.Request[ListDirRequest]) (*rpc.Response[ListDirResponse], error) {
-	return nil, rpc.NewError(rpc.CodeUnimplemented, errors.New("filesystem.Filesystem.ListDir is not implemented"))
+	return nil, unimplemented("filesystem.Filesystem.ListDir")
 }
 
 func (UnimplementedFilesystemHandler) Remove(context.Context, *rpc.Request[RemoveRequest]) (*rpc.Response[RemoveResponse], error) {
-	return nil, rpc.NewError(rpc.CodeUnimplemented, errors.New("filesystem.Filesystem.Remove is not implemented"))
+	return nil, unimplemented("filesystem.Filesystem.Remove")
 }
 
 func (UnimplementedFilesystemHandler) WatchDir(context.Context, *rpc.Request[WatchDirRequest], *rpc.ServerStream[WatchDirResponse]) error {
-	return rpc.NewError(rpc.CodeUnimplemented, errors.New("filesystem.Filesystem.WatchDir is not implemented"))
+	return unimplemented("filesystem.Filesystem.WatchDir")
 }
 
 func (UnimplementedFilesystemHandler) CreateWatcher(context.Context, *rpc.Request[CreateWatcherRequest]) (*rpc.Response[CreateWatcherResponse], error) {
-	return nil, rpc.NewError(rpc.CodeUnimplemented, errors.New("filesystem.Filesystem.CreateWatcher is not implemented"))
+	return nil, unimplemented("filesystem.Filesystem.CreateWatcher")
 }
 
 func (UnimplementedFilesystemHandler) GetWatcherEvents(context.Context, *rpc.Request[GetWatcherEventsRequest]) (*rpc.Response[GetWatcherEventsResponse], error) {
-	return nil, rpc.NewError(rpc.CodeUnimplemented, errors.New("filesystem.Filesystem.GetWatcherEvents is not implemented"))
+	return nil, unimplemented("filesystem.Filesystem.GetWatcherEvents")
 }
 
 func (UnimplementedFilesystemHandler) RemoveWatcher(context.Context, *rpc.Request[RemoveWatcherRequest]) (*rpc.Response[RemoveWatcherResponse], error) {
-	return nil, rpc.NewError(rpc.CodeUnimplemented, errors.New("filesystem.Filesystem.RemoveWatcher is not implemented"))
+	return nil, unimplemented("filesystem.Filesystem.RemoveWatcher")
 }
 
 var file_google_protobuf_timestamp_proto = &rpc.FileDesc{

@@ -9,7 +9,7 @@ import (
 	rpc "github.com/sandboxd/envd/internal/rpc"
 	wirekit "github.com/sandboxd/envd/internal/wirekit"
 	http "net/http"
-	strconv "strconv"
+	unsafe "unsafe"
 )
 
 type Signal int32
@@ -41,18 +41,18 @@ func (x Signal) Enum() *Signal {
 }
 
 // String is the value's proto name, or its number when unknown.
-func (x Signal) String() string {
-	if s, ok := Signal_name[int32(x)]; ok {
-		return s
-	}
-	return strconv.Itoa(int(x))
+func (x Signal) String() string { return enumSignal.String(int32(x)) }
+
+var enumSignal = wirekit.Enum{
+	Names: []string{"SIGNAL_UNSPECIFIED", "SIGNAL_SIGTERM", "SIGNAL_SIGKILL"},
+	Nums:  []int32{0, 15, 9},
 }
 
 type PTY struct {
 	Size *PTY_Size
 }
 
-func (x *PTY) Reset() { *x = PTY{} }
+func (x *PTY) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgPTY) }
 
 func (x *PTY) GetSize() *PTY_Size {
 	if x != nil {
@@ -61,117 +61,38 @@ func (x *PTY) GetSize() *PTY_Size {
 	return nil
 }
 
-// SizeProto is the length of the binary encoding.
-func (x *PTY) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Size != nil {
-		n += 1 + wirekit.SizeBytes(x.Size.SizeProto())
-	}
-	return n
+var msgPTY = wirekit.Message{
+	Name: "process.PTY",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(PTY{}.Size)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 7, Names: "\"size\":", Msg: &msgPTY_Size},
+	},
+	New: func() unsafe.Pointer { return unsafe.Pointer(new(PTY)) },
 }
+
+// SizeProto is the length of the binary encoding.
+func (x *PTY) SizeProto() int { return wirekit.SizeMessage(unsafe.Pointer(x), &msgPTY) }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *PTY) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *PTY) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Size != nil {
-		b = x.Size.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(x.Size.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgPTY)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *PTY) UnmarshalProto(b []byte) error {
-	*x = PTY{}
-	return x.mergeProto(b)
-}
-
-func (x *PTY) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.PTY"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.PTY.size"); err == nil {
-				if x.Size == nil {
-					x.Size = new(PTY_Size)
-				}
-				err = x.Size.mergeProto(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.PTY")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgPTY)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *PTY) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Size != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"size\":")
-		b = x.Size.AppendProtoJSON(b)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgPTY)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *PTY) UnmarshalProtoJSON(b []byte) error {
-	*x = PTY{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *PTY) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "size":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				v := new(PTY_Size)
-				err = v.decodeJSON(d)
-				x.Size = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgPTY)
 }
 
 type PTY_Size struct {
@@ -179,7 +100,7 @@ type PTY_Size struct {
 	Rows uint32
 }
 
-func (x *PTY_Size) Reset() { *x = PTY_Size{} }
+func (x *PTY_Size) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgPTY_Size) }
 
 func (x *PTY_Size) GetCols() uint32 {
 	if x != nil {
@@ -195,133 +116,39 @@ func (x *PTY_Size) GetRows() uint32 {
 	return 0
 }
 
-// SizeProto is the length of the binary encoding.
-func (x *PTY_Size) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Cols != 0 {
-		n += 1 + wirekit.SizeVarint(uint64(x.Cols))
-	}
-	if x.Rows != 0 {
-		n += 1 + wirekit.SizeVarint(uint64(x.Rows))
-	}
-	return n
+var msgPTY_Size = wirekit.Message{
+	Name: "process.PTY.Size",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(PTY_Size{}.Cols)), Kind: wirekit.KindUint32, Card: wirekit.Implicit, KeyLen: 7, Names: "\"cols\":"},
+		{Num: 2, Off: uint16(unsafe.Offsetof(PTY_Size{}.Rows)), Kind: wirekit.KindUint32, Card: wirekit.Implicit, KeyLen: 7, Names: "\"rows\":"},
+	},
+	New: func() unsafe.Pointer { return unsafe.Pointer(new(PTY_Size)) },
 }
+
+// SizeProto is the length of the binary encoding.
+func (x *PTY_Size) SizeProto() int { return wirekit.SizeMessage(unsafe.Pointer(x), &msgPTY_Size) }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *PTY_Size) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *PTY_Size) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Cols != 0 {
-		b = wirekit.AppendVarintField(b, 0x08, uint64(x.Cols))
-	}
-	if x.Rows != 0 {
-		b = wirekit.AppendVarintField(b, 0x10, uint64(x.Rows))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgPTY_Size)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *PTY_Size) UnmarshalProto(b []byte) error {
-	*x = PTY_Size{}
-	return x.mergeProto(b)
-}
-
-func (x *PTY_Size) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.PTY.Size"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "process.PTY.Size.cols")
-			x.Cols = uint32(v)
-		case num == 2 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "process.PTY.Size.rows")
-			x.Rows = uint32(v)
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.PTY.Size")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgPTY_Size)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *PTY_Size) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Cols != 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"cols\":")
-		b = wirekit.AppendJSONUint(b, uint64(x.Cols))
-	}
-	if x.Rows != 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"rows\":")
-		b = wirekit.AppendJSONUint(b, uint64(x.Rows))
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgPTY_Size)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *PTY_Size) UnmarshalProtoJSON(b []byte) error {
-	*x = PTY_Size{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *PTY_Size) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "cols":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				var v uint32
-				v, err = d.Uint32()
-				x.Cols = v
-			}
-		case "rows":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				var v uint32
-				v, err = d.Uint32()
-				x.Rows = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgPTY_Size)
 }
 
 type ProcessConfig struct {
@@ -331,7 +158,7 @@ type ProcessConfig struct {
 	Cwd  *string
 }
 
-func (x *ProcessConfig) Reset() { *x = ProcessConfig{} }
+func (x *ProcessConfig) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgProcessConfig) }
 
 func (x *ProcessConfig) GetCmd() string {
 	if x != nil {
@@ -361,336 +188,78 @@ func (x *ProcessConfig) GetCwd() string {
 	return ""
 }
 
+var msgProcessConfig = wirekit.Message{
+	Name: "process.ProcessConfig",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(ProcessConfig{}.Cmd)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 6, Names: "\"cmd\":"},
+		{Num: 2, Off: uint16(unsafe.Offsetof(ProcessConfig{}.Args)), Kind: wirekit.KindString, Card: wirekit.List, KeyLen: 7, Names: "\"args\":"},
+		{Num: 3, Off: uint16(unsafe.Offsetof(ProcessConfig{}.Envs)), Kind: wirekit.KindBytes, Card: wirekit.Map, KeyLen: 7, Names: "\"envs\":"},
+		{Num: 4, Off: uint16(unsafe.Offsetof(ProcessConfig{}.Cwd)), Kind: wirekit.KindString, Card: wirekit.Optional, KeyLen: 6, Names: "\"cwd\":"},
+	},
+	New: func() unsafe.Pointer { return unsafe.Pointer(new(ProcessConfig)) },
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *ProcessConfig) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Cmd != "" {
-		n += 1 + wirekit.SizeBytes(len(x.Cmd))
-	}
-	for _, v := range x.Args {
-		n += 1 + wirekit.SizeBytes(len(v))
-	}
-	for k, v := range x.Envs {
-		e := 1 + wirekit.SizeBytes(len(k)) + 1 + wirekit.SizeBytes(len(v))
-		n += 1 + wirekit.SizeBytes(e)
-	}
-	if x.Cwd != nil {
-		n += 1 + wirekit.SizeBytes(len(*x.Cwd))
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgProcessConfig)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *ProcessConfig) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *ProcessConfig) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Cmd != "" {
-		b = wirekit.AppendStringField(b, 0x0a, x.Cmd)
-	}
-	for _, v := range x.Args {
-		b = wirekit.AppendStringField(b, 0x12, v)
-	}
-	for _, k := range wirekit.SortedKeys(x.Envs) {
-		v := x.Envs[k]
-		b = wirekit.AppendVarintField(b, 0x1a, uint64(1+wirekit.SizeBytes(len(k))+1+wirekit.SizeBytes(len(v))))
-		b = wirekit.AppendStringField(b, 0x0a, k)
-		b = wirekit.AppendStringField(b, 0x12, v)
-	}
-	if x.Cwd != nil {
-		b = wirekit.AppendStringField(b, 0x22, *x.Cwd)
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgProcessConfig)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *ProcessConfig) UnmarshalProto(b []byte) error {
-	*x = ProcessConfig{}
-	return x.mergeProto(b)
-}
-
-func (x *ProcessConfig) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.ProcessConfig"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "process.ProcessConfig.cmd")
-			x.Cmd = v
-		case num == 2 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "process.ProcessConfig.args")
-			x.Args = append(x.Args, v)
-		case num == 3 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.ProcessConfig.envs"); err == nil {
-				err = x.mergeEnvsEntry(v)
-			}
-		case num == 4 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "process.ProcessConfig.cwd")
-			p := v
-			x.Cwd = &p
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.ProcessConfig")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (x *ProcessConfig) mergeEnvsEntry(b []byte) (err error) {
-	var num int32
-	var wt int
-	var mk string
-	var mv string
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.ProcessConfig.envs"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "process.ProcessConfig.envs")
-			mk = v
-		case num == 2 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "process.ProcessConfig.envs")
-			mv = v
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.ProcessConfig.envs")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if x.Envs == nil {
-		x.Envs = make(map[string]string)
-	}
-	x.Envs[mk] = mv
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgProcessConfig)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *ProcessConfig) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Cmd != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"cmd\":")
-		b = wirekit.AppendJSONString(b, x.Cmd)
-	}
-	if len(x.Args) > 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"args\":")
-		b = append(b, '[')
-		for i, v := range x.Args {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = wirekit.AppendJSONString(b, v)
-		}
-		b = append(b, ']')
-	}
-	if len(x.Envs) > 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"envs\":")
-		b = append(b, '{')
-		for i, k := range wirekit.SortedKeys(x.Envs) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(wirekit.AppendJSONString(b, k), ':')
-			b = wirekit.AppendJSONString(b, x.Envs[k])
-		}
-		b = append(b, '}')
-	}
-	if x.Cwd != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"cwd\":")
-		b = wirekit.AppendJSONString(b, *x.Cwd)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgProcessConfig)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *ProcessConfig) UnmarshalProtoJSON(b []byte) error {
-	*x = ProcessConfig{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *ProcessConfig) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "cmd":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				var v string
-				v, err = d.String()
-				x.Cmd = v
-			}
-		case "args":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				err = d.ArrayStart()
-				for first := true; err == nil; first = false {
-					if more, e := d.Elem(first); e != nil || !more {
-						err = e
-						break
-					}
-					var v string
-					v, err = d.String()
-					x.Args = append(x.Args, v)
-				}
-			}
-		case "envs":
-			if ok, err = d.Present(&seen, 2, name); ok {
-				err = d.ObjectStart()
-				for first := true; err == nil; first = false {
-					k, more, e := d.Member(first)
-					if e != nil || !more {
-						err = e
-						break
-					}
-					if _, dup := x.Envs[k]; dup {
-						err = d.DuplicateKey(k)
-						break
-					}
-					var v string
-					v, err = d.String()
-					if x.Envs == nil {
-						x.Envs = make(map[string]string)
-					}
-					x.Envs[k] = v
-				}
-			}
-		case "cwd":
-			if ok, err = d.Present(&seen, 3, name); ok {
-				var v string
-				v, err = d.String()
-				p := v
-				x.Cwd = &p
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgProcessConfig)
 }
 
 type ListRequest struct {
 }
 
-func (x *ListRequest) Reset() { *x = ListRequest{} }
+func (x *ListRequest) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgListRequest) }
+
+var msgListRequest = wirekit.Message{
+	Name: "process.ListRequest",
+}
 
 // SizeProto is the length of the binary encoding.
-func (x *ListRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	return n
-}
+func (x *ListRequest) SizeProto() int { return wirekit.SizeMessage(unsafe.Pointer(x), &msgListRequest) }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *ListRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *ListRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgListRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *ListRequest) UnmarshalProto(b []byte) error {
-	*x = ListRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *ListRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.ListRequest"); err != nil {
-			return err
-		}
-		switch {
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.ListRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgListRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *ListRequest) AppendProtoJSON(b []byte) []byte {
-	return append(b, "{}"...)
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgListRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *ListRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = ListRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *ListRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		switch name {
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgListRequest)
 }
 
 type ProcessInfo struct {
@@ -699,7 +268,7 @@ type ProcessInfo struct {
 	Tag    *string
 }
 
-func (x *ProcessInfo) Reset() { *x = ProcessInfo{} }
+func (x *ProcessInfo) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgProcessInfo) }
 
 func (x *ProcessInfo) GetConfig() *ProcessConfig {
 	if x != nil {
@@ -722,166 +291,47 @@ func (x *ProcessInfo) GetTag() string {
 	return ""
 }
 
-// SizeProto is the length of the binary encoding.
-func (x *ProcessInfo) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Config != nil {
-		n += 1 + wirekit.SizeBytes(x.Config.SizeProto())
-	}
-	if x.Pid != 0 {
-		n += 1 + wirekit.SizeVarint(uint64(x.Pid))
-	}
-	if x.Tag != nil {
-		n += 1 + wirekit.SizeBytes(len(*x.Tag))
-	}
-	return n
+var msgProcessInfo = wirekit.Message{
+	Name: "process.ProcessInfo",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(ProcessInfo{}.Config)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 9, Names: "\"config\":", Msg: &msgProcessConfig},
+		{Num: 2, Off: uint16(unsafe.Offsetof(ProcessInfo{}.Pid)), Kind: wirekit.KindUint32, Card: wirekit.Implicit, KeyLen: 6, Names: "\"pid\":"},
+		{Num: 3, Off: uint16(unsafe.Offsetof(ProcessInfo{}.Tag)), Kind: wirekit.KindString, Card: wirekit.Optional, KeyLen: 6, Names: "\"tag\":"},
+	},
+	New: func() unsafe.Pointer { return unsafe.Pointer(new(ProcessInfo)) },
 }
+
+// SizeProto is the length of the binary encoding.
+func (x *ProcessInfo) SizeProto() int { return wirekit.SizeMessage(unsafe.Pointer(x), &msgProcessInfo) }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *ProcessInfo) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *ProcessInfo) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Config != nil {
-		b = x.Config.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(x.Config.SizeProto())))
-	}
-	if x.Pid != 0 {
-		b = wirekit.AppendVarintField(b, 0x10, uint64(x.Pid))
-	}
-	if x.Tag != nil {
-		b = wirekit.AppendStringField(b, 0x1a, *x.Tag)
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgProcessInfo)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *ProcessInfo) UnmarshalProto(b []byte) error {
-	*x = ProcessInfo{}
-	return x.mergeProto(b)
-}
-
-func (x *ProcessInfo) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.ProcessInfo"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.ProcessInfo.config"); err == nil {
-				if x.Config == nil {
-					x.Config = new(ProcessConfig)
-				}
-				err = x.Config.mergeProto(v)
-			}
-		case num == 2 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "process.ProcessInfo.pid")
-			x.Pid = uint32(v)
-		case num == 3 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "process.ProcessInfo.tag")
-			p := v
-			x.Tag = &p
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.ProcessInfo")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgProcessInfo)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *ProcessInfo) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Config != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"config\":")
-		b = x.Config.AppendProtoJSON(b)
-	}
-	if x.Pid != 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"pid\":")
-		b = wirekit.AppendJSONUint(b, uint64(x.Pid))
-	}
-	if x.Tag != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"tag\":")
-		b = wirekit.AppendJSONString(b, *x.Tag)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgProcessInfo)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *ProcessInfo) UnmarshalProtoJSON(b []byte) error {
-	*x = ProcessInfo{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *ProcessInfo) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "config":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				v := new(ProcessConfig)
-				err = v.decodeJSON(d)
-				x.Config = v
-			}
-		case "pid":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				var v uint32
-				v, err = d.Uint32()
-				x.Pid = v
-			}
-		case "tag":
-			if ok, err = d.Present(&seen, 2, name); ok {
-				var v string
-				v, err = d.String()
-				p := v
-				x.Tag = &p
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgProcessInfo)
 }
 
 type ListResponse struct {
 	Processes []*ProcessInfo
 }
 
-func (x *ListResponse) Reset() { *x = ListResponse{} }
+func (x *ListResponse) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgListResponse) }
 
 func (x *ListResponse) GetProcesses() []*ProcessInfo {
 	if x != nil {
@@ -890,130 +340,39 @@ func (x *ListResponse) GetProcesses() []*ProcessInfo {
 	return nil
 }
 
+var msgListResponse = wirekit.Message{
+	Name: "process.ListResponse",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(ListResponse{}.Processes)), Kind: wirekit.KindMessage, Card: wirekit.List, KeyLen: 12, Names: "\"processes\":", Msg: &msgProcessInfo},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *ListResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	for _, v := range x.Processes {
-		n += 1 + wirekit.SizeBytes(v.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgListResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *ListResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *ListResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	for _, v := range x.Processes {
-		b = v.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(v.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgListResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *ListResponse) UnmarshalProto(b []byte) error {
-	*x = ListResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *ListResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.ListResponse"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.ListResponse.processes"); err == nil {
-				m := new(ProcessInfo)
-				err = m.mergeProto(v)
-				x.Processes = append(x.Processes, m)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.ListResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgListResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *ListResponse) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if len(x.Processes) > 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"processes\":")
-		b = append(b, '[')
-		for i, v := range x.Processes {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = v.AppendProtoJSON(b)
-		}
-		b = append(b, ']')
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgListResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *ListResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = ListResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *ListResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "processes":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				err = d.ArrayStart()
-				for first := true; err == nil; first = false {
-					if more, e := d.Elem(first); e != nil || !more {
-						err = e
-						break
-					}
-					v := new(ProcessInfo)
-					err = v.decodeJSON(d)
-					x.Processes = append(x.Processes, v)
-				}
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgListResponse)
 }
 
 type StartRequest struct {
@@ -1024,7 +383,7 @@ type StartRequest struct {
 	Stdin *bool
 }
 
-func (x *StartRequest) Reset() { *x = StartRequest{} }
+func (x *StartRequest) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgStartRequest) }
 
 func (x *StartRequest) GetProcess() *ProcessConfig {
 	if x != nil {
@@ -1054,185 +413,42 @@ func (x *StartRequest) GetStdin() bool {
 	return false
 }
 
+var msgStartRequest = wirekit.Message{
+	Name: "process.StartRequest",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(StartRequest{}.Process)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 10, Names: "\"process\":", Msg: &msgProcessConfig},
+		{Num: 2, Off: uint16(unsafe.Offsetof(StartRequest{}.Pty)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 6, Names: "\"pty\":", Msg: &msgPTY},
+		{Num: 3, Off: uint16(unsafe.Offsetof(StartRequest{}.Tag)), Kind: wirekit.KindString, Card: wirekit.Optional, KeyLen: 6, Names: "\"tag\":"},
+		{Num: 4, Off: uint16(unsafe.Offsetof(StartRequest{}.Stdin)), Kind: wirekit.KindBool, Card: wirekit.Optional, KeyLen: 8, Names: "\"stdin\":"},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *StartRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Process != nil {
-		n += 1 + wirekit.SizeBytes(x.Process.SizeProto())
-	}
-	if x.Pty != nil {
-		n += 1 + wirekit.SizeBytes(x.Pty.SizeProto())
-	}
-	if x.Tag != nil {
-		n += 1 + wirekit.SizeBytes(len(*x.Tag))
-	}
-	if x.Stdin != nil {
-		n += 1 + 1
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgStartRequest)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *StartRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *StartRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Process != nil {
-		b = x.Process.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(x.Process.SizeProto())))
-	}
-	if x.Pty != nil {
-		b = x.Pty.appendProto(wirekit.AppendVarintField(b, 0x12, uint64(x.Pty.SizeProto())))
-	}
-	if x.Tag != nil {
-		b = wirekit.AppendStringField(b, 0x1a, *x.Tag)
-	}
-	if x.Stdin != nil {
-		b = wirekit.AppendVarintField(b, 0x20, wirekit.BoolVarint(*x.Stdin))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgStartRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *StartRequest) UnmarshalProto(b []byte) error {
-	*x = StartRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *StartRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.StartRequest"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.StartRequest.process"); err == nil {
-				if x.Process == nil {
-					x.Process = new(ProcessConfig)
-				}
-				err = x.Process.mergeProto(v)
-			}
-		case num == 2 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.StartRequest.pty"); err == nil {
-				if x.Pty == nil {
-					x.Pty = new(PTY)
-				}
-				err = x.Pty.mergeProto(v)
-			}
-		case num == 3 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "process.StartRequest.tag")
-			p := v
-			x.Tag = &p
-		case num == 4 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "process.StartRequest.stdin")
-			p := v != 0
-			x.Stdin = &p
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.StartRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgStartRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *StartRequest) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Process != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"process\":")
-		b = x.Process.AppendProtoJSON(b)
-	}
-	if x.Pty != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"pty\":")
-		b = x.Pty.AppendProtoJSON(b)
-	}
-	if x.Tag != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"tag\":")
-		b = wirekit.AppendJSONString(b, *x.Tag)
-	}
-	if x.Stdin != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"stdin\":")
-		b = wirekit.AppendJSONBool(b, *x.Stdin)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgStartRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *StartRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = StartRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *StartRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "process":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				v := new(ProcessConfig)
-				err = v.decodeJSON(d)
-				x.Process = v
-			}
-		case "pty":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				v := new(PTY)
-				err = v.decodeJSON(d)
-				x.Pty = v
-			}
-		case "tag":
-			if ok, err = d.Present(&seen, 2, name); ok {
-				var v string
-				v, err = d.String()
-				p := v
-				x.Tag = &p
-			}
-		case "stdin":
-			if ok, err = d.Present(&seen, 3, name); ok {
-				var v bool
-				v, err = d.Bool()
-				p := v
-				x.Stdin = &p
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgStartRequest)
 }
 
 type UpdateRequest struct {
@@ -1240,7 +456,7 @@ type UpdateRequest struct {
 	Pty     *PTY
 }
 
-func (x *UpdateRequest) Reset() { *x = UpdateRequest{} }
+func (x *UpdateRequest) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgUpdateRequest) }
 
 func (x *UpdateRequest) GetProcess() *ProcessSelector {
 	if x != nil {
@@ -1256,235 +472,84 @@ func (x *UpdateRequest) GetPty() *PTY {
 	return nil
 }
 
+var msgUpdateRequest = wirekit.Message{
+	Name: "process.UpdateRequest",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(UpdateRequest{}.Process)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 10, Names: "\"process\":", Msg: &msgProcessSelector},
+		{Num: 2, Off: uint16(unsafe.Offsetof(UpdateRequest{}.Pty)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 6, Names: "\"pty\":", Msg: &msgPTY},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *UpdateRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Process != nil {
-		n += 1 + wirekit.SizeBytes(x.Process.SizeProto())
-	}
-	if x.Pty != nil {
-		n += 1 + wirekit.SizeBytes(x.Pty.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgUpdateRequest)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *UpdateRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *UpdateRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Process != nil {
-		b = x.Process.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(x.Process.SizeProto())))
-	}
-	if x.Pty != nil {
-		b = x.Pty.appendProto(wirekit.AppendVarintField(b, 0x12, uint64(x.Pty.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgUpdateRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *UpdateRequest) UnmarshalProto(b []byte) error {
-	*x = UpdateRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *UpdateRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.UpdateRequest"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.UpdateRequest.process"); err == nil {
-				if x.Process == nil {
-					x.Process = new(ProcessSelector)
-				}
-				err = x.Process.mergeProto(v)
-			}
-		case num == 2 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.UpdateRequest.pty"); err == nil {
-				if x.Pty == nil {
-					x.Pty = new(PTY)
-				}
-				err = x.Pty.mergeProto(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.UpdateRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgUpdateRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *UpdateRequest) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Process != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"process\":")
-		b = x.Process.AppendProtoJSON(b)
-	}
-	if x.Pty != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"pty\":")
-		b = x.Pty.AppendProtoJSON(b)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgUpdateRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *UpdateRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = UpdateRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *UpdateRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "process":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				v := new(ProcessSelector)
-				err = v.decodeJSON(d)
-				x.Process = v
-			}
-		case "pty":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				v := new(PTY)
-				err = v.decodeJSON(d)
-				x.Pty = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgUpdateRequest)
 }
 
 type UpdateResponse struct {
 }
 
-func (x *UpdateResponse) Reset() { *x = UpdateResponse{} }
+func (x *UpdateResponse) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgUpdateResponse) }
+
+var msgUpdateResponse = wirekit.Message{
+	Name: "process.UpdateResponse",
+}
 
 // SizeProto is the length of the binary encoding.
 func (x *UpdateResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgUpdateResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *UpdateResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *UpdateResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgUpdateResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *UpdateResponse) UnmarshalProto(b []byte) error {
-	*x = UpdateResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *UpdateResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.UpdateResponse"); err != nil {
-			return err
-		}
-		switch {
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.UpdateResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgUpdateResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *UpdateResponse) AppendProtoJSON(b []byte) []byte {
-	return append(b, "{}"...)
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgUpdateResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *UpdateResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = UpdateResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *UpdateResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		switch name {
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgUpdateResponse)
 }
 
 type ProcessEvent struct {
 	Event isProcessEvent_Event
 }
 
-func (x *ProcessEvent) Reset() { *x = ProcessEvent{} }
+func (x *ProcessEvent) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgProcessEvent) }
 
 func (x *ProcessEvent) GetEvent() isProcessEvent_Event {
 	if x != nil {
@@ -1557,213 +622,101 @@ type ProcessEvent_Keepalive struct {
 
 func (*ProcessEvent_Keepalive) isProcessEvent_Event() {}
 
+var msgProcessEvent = wirekit.Message{
+	Name: "process.ProcessEvent",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(ProcessEvent{}.Event)), Kind: wirekit.KindMessage, Card: wirekit.Member, KeyLen: 8, Names: "\"start\":", Msg: &msgProcessEvent_StartEvent, OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*ProcessEvent)(p)
+				if set {
+					o := new(ProcessEvent_Start)
+					x.Event = o
+					return unsafe.Pointer(&o.Start)
+				}
+				if o, ok := x.Event.(*ProcessEvent_Start); ok && o != nil {
+					return unsafe.Pointer(&o.Start)
+				}
+				return nil
+			}},
+		{Num: 2, Off: uint16(unsafe.Offsetof(ProcessEvent{}.Event)), Kind: wirekit.KindMessage, Card: wirekit.Member, KeyLen: 7, Names: "\"data\":", Msg: &msgProcessEvent_DataEvent, OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*ProcessEvent)(p)
+				if set {
+					o := new(ProcessEvent_Data)
+					x.Event = o
+					return unsafe.Pointer(&o.Data)
+				}
+				if o, ok := x.Event.(*ProcessEvent_Data); ok && o != nil {
+					return unsafe.Pointer(&o.Data)
+				}
+				return nil
+			}},
+		{Num: 3, Off: uint16(unsafe.Offsetof(ProcessEvent{}.Event)), Kind: wirekit.KindMessage, Card: wirekit.Member, KeyLen: 6, Names: "\"end\":", Msg: &msgProcessEvent_EndEvent, OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*ProcessEvent)(p)
+				if set {
+					o := new(ProcessEvent_End)
+					x.Event = o
+					return unsafe.Pointer(&o.End)
+				}
+				if o, ok := x.Event.(*ProcessEvent_End); ok && o != nil {
+					return unsafe.Pointer(&o.End)
+				}
+				return nil
+			}},
+		{Num: 4, Off: uint16(unsafe.Offsetof(ProcessEvent{}.Event)), Kind: wirekit.KindMessage, Card: wirekit.Member, KeyLen: 12, Names: "\"keepalive\":", Msg: &msgProcessEvent_KeepAlive, OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*ProcessEvent)(p)
+				if set {
+					o := new(ProcessEvent_Keepalive)
+					x.Event = o
+					return unsafe.Pointer(&o.Keepalive)
+				}
+				if o, ok := x.Event.(*ProcessEvent_Keepalive); ok && o != nil {
+					return unsafe.Pointer(&o.Keepalive)
+				}
+				return nil
+			}},
+	},
+	Oneofs: []string{"process.ProcessEvent.event"},
+	New:    func() unsafe.Pointer { return unsafe.Pointer(new(ProcessEvent)) },
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *ProcessEvent) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if o, ok := x.Event.(*ProcessEvent_Start); ok && o != nil {
-		n += 1 + wirekit.SizeBytes(o.Start.SizeProto())
-	}
-	if o, ok := x.Event.(*ProcessEvent_Data); ok && o != nil {
-		n += 1 + wirekit.SizeBytes(o.Data.SizeProto())
-	}
-	if o, ok := x.Event.(*ProcessEvent_End); ok && o != nil {
-		n += 1 + wirekit.SizeBytes(o.End.SizeProto())
-	}
-	if o, ok := x.Event.(*ProcessEvent_Keepalive); ok && o != nil {
-		n += 1 + wirekit.SizeBytes(o.Keepalive.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgProcessEvent)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *ProcessEvent) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *ProcessEvent) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if o, ok := x.Event.(*ProcessEvent_Start); ok && o != nil {
-		b = o.Start.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(o.Start.SizeProto())))
-	}
-	if o, ok := x.Event.(*ProcessEvent_Data); ok && o != nil {
-		b = o.Data.appendProto(wirekit.AppendVarintField(b, 0x12, uint64(o.Data.SizeProto())))
-	}
-	if o, ok := x.Event.(*ProcessEvent_End); ok && o != nil {
-		b = o.End.appendProto(wirekit.AppendVarintField(b, 0x1a, uint64(o.End.SizeProto())))
-	}
-	if o, ok := x.Event.(*ProcessEvent_Keepalive); ok && o != nil {
-		b = o.Keepalive.appendProto(wirekit.AppendVarintField(b, 0x22, uint64(o.Keepalive.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgProcessEvent)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *ProcessEvent) UnmarshalProto(b []byte) error {
-	*x = ProcessEvent{}
-	return x.mergeProto(b)
-}
-
-func (x *ProcessEvent) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.ProcessEvent"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.ProcessEvent.start"); err == nil {
-				m, ok := x.Event.(*ProcessEvent_Start)
-				if !ok || m == nil || m.Start == nil {
-					m = &ProcessEvent_Start{Start: new(ProcessEvent_StartEvent)}
-					x.Event = m
-				}
-				err = m.Start.mergeProto(v)
-			}
-		case num == 2 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.ProcessEvent.data"); err == nil {
-				m, ok := x.Event.(*ProcessEvent_Data)
-				if !ok || m == nil || m.Data == nil {
-					m = &ProcessEvent_Data{Data: new(ProcessEvent_DataEvent)}
-					x.Event = m
-				}
-				err = m.Data.mergeProto(v)
-			}
-		case num == 3 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.ProcessEvent.end"); err == nil {
-				m, ok := x.Event.(*ProcessEvent_End)
-				if !ok || m == nil || m.End == nil {
-					m = &ProcessEvent_End{End: new(ProcessEvent_EndEvent)}
-					x.Event = m
-				}
-				err = m.End.mergeProto(v)
-			}
-		case num == 4 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.ProcessEvent.keepalive"); err == nil {
-				m, ok := x.Event.(*ProcessEvent_Keepalive)
-				if !ok || m == nil || m.Keepalive == nil {
-					m = &ProcessEvent_Keepalive{Keepalive: new(ProcessEvent_KeepAlive)}
-					x.Event = m
-				}
-				err = m.Keepalive.mergeProto(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.ProcessEvent")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgProcessEvent)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *ProcessEvent) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if o, ok := x.Event.(*ProcessEvent_Start); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"start\":")
-		b = o.Start.AppendProtoJSON(b)
-	}
-	if o, ok := x.Event.(*ProcessEvent_Data); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"data\":")
-		b = o.Data.AppendProtoJSON(b)
-	}
-	if o, ok := x.Event.(*ProcessEvent_End); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"end\":")
-		b = o.End.AppendProtoJSON(b)
-	}
-	if o, ok := x.Event.(*ProcessEvent_Keepalive); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"keepalive\":")
-		b = o.Keepalive.AppendProtoJSON(b)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgProcessEvent)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *ProcessEvent) UnmarshalProtoJSON(b []byte) error {
-	*x = ProcessEvent{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *ProcessEvent) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	var oneofs uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "start":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "process.ProcessEvent.event"); err == nil {
-					v := new(ProcessEvent_StartEvent)
-					err = v.decodeJSON(d)
-					x.Event = &ProcessEvent_Start{Start: v}
-				}
-			}
-		case "data":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "process.ProcessEvent.event"); err == nil {
-					v := new(ProcessEvent_DataEvent)
-					err = v.decodeJSON(d)
-					x.Event = &ProcessEvent_Data{Data: v}
-				}
-			}
-		case "end":
-			if ok, err = d.Present(&seen, 2, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "process.ProcessEvent.event"); err == nil {
-					v := new(ProcessEvent_EndEvent)
-					err = v.decodeJSON(d)
-					x.Event = &ProcessEvent_End{End: v}
-				}
-			}
-		case "keepalive":
-			if ok, err = d.Present(&seen, 3, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "process.ProcessEvent.event"); err == nil {
-					v := new(ProcessEvent_KeepAlive)
-					err = v.decodeJSON(d)
-					x.Event = &ProcessEvent_Keepalive{Keepalive: v}
-				}
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgProcessEvent)
 }
 
 type ProcessEvent_StartEvent struct {
 	Pid uint32
 }
 
-func (x *ProcessEvent_StartEvent) Reset() { *x = ProcessEvent_StartEvent{} }
+func (x *ProcessEvent_StartEvent) Reset() {
+	wirekit.ResetMessage(unsafe.Pointer(x), &msgProcessEvent_StartEvent)
+}
 
 func (x *ProcessEvent_StartEvent) GetPid() uint32 {
 	if x != nil {
@@ -1772,120 +725,49 @@ func (x *ProcessEvent_StartEvent) GetPid() uint32 {
 	return 0
 }
 
+var msgProcessEvent_StartEvent = wirekit.Message{
+	Name: "process.ProcessEvent.StartEvent",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(ProcessEvent_StartEvent{}.Pid)), Kind: wirekit.KindUint32, Card: wirekit.Implicit, KeyLen: 6, Names: "\"pid\":"},
+	},
+	New: func() unsafe.Pointer { return unsafe.Pointer(new(ProcessEvent_StartEvent)) },
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *ProcessEvent_StartEvent) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Pid != 0 {
-		n += 1 + wirekit.SizeVarint(uint64(x.Pid))
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgProcessEvent_StartEvent)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *ProcessEvent_StartEvent) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *ProcessEvent_StartEvent) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Pid != 0 {
-		b = wirekit.AppendVarintField(b, 0x08, uint64(x.Pid))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgProcessEvent_StartEvent)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *ProcessEvent_StartEvent) UnmarshalProto(b []byte) error {
-	*x = ProcessEvent_StartEvent{}
-	return x.mergeProto(b)
-}
-
-func (x *ProcessEvent_StartEvent) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.ProcessEvent.StartEvent"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "process.ProcessEvent.StartEvent.pid")
-			x.Pid = uint32(v)
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.ProcessEvent.StartEvent")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgProcessEvent_StartEvent)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *ProcessEvent_StartEvent) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Pid != 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"pid\":")
-		b = wirekit.AppendJSONUint(b, uint64(x.Pid))
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgProcessEvent_StartEvent)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *ProcessEvent_StartEvent) UnmarshalProtoJSON(b []byte) error {
-	*x = ProcessEvent_StartEvent{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *ProcessEvent_StartEvent) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "pid":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				var v uint32
-				v, err = d.Uint32()
-				x.Pid = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgProcessEvent_StartEvent)
 }
 
 type ProcessEvent_DataEvent struct {
 	Output isProcessEvent_DataEvent_Output
 }
 
-func (x *ProcessEvent_DataEvent) Reset() { *x = ProcessEvent_DataEvent{} }
+func (x *ProcessEvent_DataEvent) Reset() {
+	wirekit.ResetMessage(unsafe.Pointer(x), &msgProcessEvent_DataEvent)
+}
 
 func (x *ProcessEvent_DataEvent) GetOutput() isProcessEvent_DataEvent_Output {
 	if x != nil {
@@ -1943,160 +825,79 @@ type ProcessEvent_DataEvent_Pty struct {
 
 func (*ProcessEvent_DataEvent_Pty) isProcessEvent_DataEvent_Output() {}
 
+var msgProcessEvent_DataEvent = wirekit.Message{
+	Name: "process.ProcessEvent.DataEvent",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(ProcessEvent_DataEvent{}.Output)), Kind: wirekit.KindBytes, Card: wirekit.Member, KeyLen: 9, Names: "\"stdout\":", OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*ProcessEvent_DataEvent)(p)
+				if set {
+					o := new(ProcessEvent_DataEvent_Stdout)
+					x.Output = o
+					return unsafe.Pointer(&o.Stdout)
+				}
+				if o, ok := x.Output.(*ProcessEvent_DataEvent_Stdout); ok && o != nil {
+					return unsafe.Pointer(&o.Stdout)
+				}
+				return nil
+			}},
+		{Num: 2, Off: uint16(unsafe.Offsetof(ProcessEvent_DataEvent{}.Output)), Kind: wirekit.KindBytes, Card: wirekit.Member, KeyLen: 9, Names: "\"stderr\":", OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*ProcessEvent_DataEvent)(p)
+				if set {
+					o := new(ProcessEvent_DataEvent_Stderr)
+					x.Output = o
+					return unsafe.Pointer(&o.Stderr)
+				}
+				if o, ok := x.Output.(*ProcessEvent_DataEvent_Stderr); ok && o != nil {
+					return unsafe.Pointer(&o.Stderr)
+				}
+				return nil
+			}},
+		{Num: 3, Off: uint16(unsafe.Offsetof(ProcessEvent_DataEvent{}.Output)), Kind: wirekit.KindBytes, Card: wirekit.Member, KeyLen: 6, Names: "\"pty\":", OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*ProcessEvent_DataEvent)(p)
+				if set {
+					o := new(ProcessEvent_DataEvent_Pty)
+					x.Output = o
+					return unsafe.Pointer(&o.Pty)
+				}
+				if o, ok := x.Output.(*ProcessEvent_DataEvent_Pty); ok && o != nil {
+					return unsafe.Pointer(&o.Pty)
+				}
+				return nil
+			}},
+	},
+	Oneofs: []string{"process.ProcessEvent.DataEvent.output"},
+	New:    func() unsafe.Pointer { return unsafe.Pointer(new(ProcessEvent_DataEvent)) },
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *ProcessEvent_DataEvent) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if o, ok := x.Output.(*ProcessEvent_DataEvent_Stdout); ok && o != nil {
-		n += 1 + wirekit.SizeBytes(len(o.Stdout))
-	}
-	if o, ok := x.Output.(*ProcessEvent_DataEvent_Stderr); ok && o != nil {
-		n += 1 + wirekit.SizeBytes(len(o.Stderr))
-	}
-	if o, ok := x.Output.(*ProcessEvent_DataEvent_Pty); ok && o != nil {
-		n += 1 + wirekit.SizeBytes(len(o.Pty))
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgProcessEvent_DataEvent)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *ProcessEvent_DataEvent) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *ProcessEvent_DataEvent) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if o, ok := x.Output.(*ProcessEvent_DataEvent_Stdout); ok && o != nil {
-		b = wirekit.AppendBytesField(b, 0x0a, o.Stdout)
-	}
-	if o, ok := x.Output.(*ProcessEvent_DataEvent_Stderr); ok && o != nil {
-		b = wirekit.AppendBytesField(b, 0x12, o.Stderr)
-	}
-	if o, ok := x.Output.(*ProcessEvent_DataEvent_Pty); ok && o != nil {
-		b = wirekit.AppendBytesField(b, 0x1a, o.Pty)
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgProcessEvent_DataEvent)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *ProcessEvent_DataEvent) UnmarshalProto(b []byte) error {
-	*x = ProcessEvent_DataEvent{}
-	return x.mergeProto(b)
-}
-
-func (x *ProcessEvent_DataEvent) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.ProcessEvent.DataEvent"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			v, b, err = wirekit.ReadBytes(b, "process.ProcessEvent.DataEvent.stdout")
-			x.Output = &ProcessEvent_DataEvent_Stdout{Stdout: wirekit.CloneBytes(v)}
-		case num == 2 && wt == 2:
-			var v []byte
-			v, b, err = wirekit.ReadBytes(b, "process.ProcessEvent.DataEvent.stderr")
-			x.Output = &ProcessEvent_DataEvent_Stderr{Stderr: wirekit.CloneBytes(v)}
-		case num == 3 && wt == 2:
-			var v []byte
-			v, b, err = wirekit.ReadBytes(b, "process.ProcessEvent.DataEvent.pty")
-			x.Output = &ProcessEvent_DataEvent_Pty{Pty: wirekit.CloneBytes(v)}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.ProcessEvent.DataEvent")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgProcessEvent_DataEvent)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *ProcessEvent_DataEvent) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if o, ok := x.Output.(*ProcessEvent_DataEvent_Stdout); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"stdout\":")
-		b = wirekit.AppendJSONBytes(b, o.Stdout)
-	}
-	if o, ok := x.Output.(*ProcessEvent_DataEvent_Stderr); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"stderr\":")
-		b = wirekit.AppendJSONBytes(b, o.Stderr)
-	}
-	if o, ok := x.Output.(*ProcessEvent_DataEvent_Pty); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"pty\":")
-		b = wirekit.AppendJSONBytes(b, o.Pty)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgProcessEvent_DataEvent)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *ProcessEvent_DataEvent) UnmarshalProtoJSON(b []byte) error {
-	*x = ProcessEvent_DataEvent{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *ProcessEvent_DataEvent) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	var oneofs uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "stdout":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "process.ProcessEvent.DataEvent.output"); err == nil {
-					var v []byte
-					v, err = d.Bytes()
-					x.Output = &ProcessEvent_DataEvent_Stdout{Stdout: v}
-				}
-			}
-		case "stderr":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "process.ProcessEvent.DataEvent.output"); err == nil {
-					var v []byte
-					v, err = d.Bytes()
-					x.Output = &ProcessEvent_DataEvent_Stderr{Stderr: v}
-				}
-			}
-		case "pty":
-			if ok, err = d.Present(&seen, 2, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "process.ProcessEvent.DataEvent.output"); err == nil {
-					var v []byte
-					v, err = d.Bytes()
-					x.Output = &ProcessEvent_DataEvent_Pty{Pty: v}
-				}
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgProcessEvent_DataEvent)
 }
 
 type ProcessEvent_EndEvent struct {
@@ -2106,7 +907,9 @@ type ProcessEvent_EndEvent struct {
 	Error    *string
 }
 
-func (x *ProcessEvent_EndEvent) Reset() { *x = ProcessEvent_EndEvent{} }
+func (x *ProcessEvent_EndEvent) Reset() {
+	wirekit.ResetMessage(unsafe.Pointer(x), &msgProcessEvent_EndEvent)
+}
 
 func (x *ProcessEvent_EndEvent) GetExitCode() int32 {
 	if x != nil {
@@ -2136,269 +939,90 @@ func (x *ProcessEvent_EndEvent) GetError() string {
 	return ""
 }
 
+var msgProcessEvent_EndEvent = wirekit.Message{
+	Name: "process.ProcessEvent.EndEvent",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(ProcessEvent_EndEvent{}.ExitCode)), Kind: wirekit.KindSint32, Card: wirekit.Implicit, KeyLen: 11, Names: "\"exitCode\":exit_code"},
+		{Num: 2, Off: uint16(unsafe.Offsetof(ProcessEvent_EndEvent{}.Exited)), Kind: wirekit.KindBool, Card: wirekit.Implicit, KeyLen: 9, Names: "\"exited\":"},
+		{Num: 3, Off: uint16(unsafe.Offsetof(ProcessEvent_EndEvent{}.Status)), Kind: wirekit.KindString, Card: wirekit.Implicit, KeyLen: 9, Names: "\"status\":"},
+		{Num: 4, Off: uint16(unsafe.Offsetof(ProcessEvent_EndEvent{}.Error)), Kind: wirekit.KindString, Card: wirekit.Optional, KeyLen: 8, Names: "\"error\":"},
+	},
+	New: func() unsafe.Pointer { return unsafe.Pointer(new(ProcessEvent_EndEvent)) },
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *ProcessEvent_EndEvent) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.ExitCode != 0 {
-		n += 1 + wirekit.SizeVarint(wirekit.EncodeZigZag(int64(x.ExitCode)))
-	}
-	if x.Exited {
-		n += 1 + 1
-	}
-	if x.Status != "" {
-		n += 1 + wirekit.SizeBytes(len(x.Status))
-	}
-	if x.Error != nil {
-		n += 1 + wirekit.SizeBytes(len(*x.Error))
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgProcessEvent_EndEvent)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *ProcessEvent_EndEvent) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *ProcessEvent_EndEvent) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.ExitCode != 0 {
-		b = wirekit.AppendVarintField(b, 0x08, wirekit.EncodeZigZag(int64(x.ExitCode)))
-	}
-	if x.Exited {
-		b = wirekit.AppendVarintField(b, 0x10, wirekit.BoolVarint(x.Exited))
-	}
-	if x.Status != "" {
-		b = wirekit.AppendStringField(b, 0x1a, x.Status)
-	}
-	if x.Error != nil {
-		b = wirekit.AppendStringField(b, 0x22, *x.Error)
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgProcessEvent_EndEvent)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *ProcessEvent_EndEvent) UnmarshalProto(b []byte) error {
-	*x = ProcessEvent_EndEvent{}
-	return x.mergeProto(b)
-}
-
-func (x *ProcessEvent_EndEvent) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.ProcessEvent.EndEvent"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "process.ProcessEvent.EndEvent.exit_code")
-			x.ExitCode = wirekit.DecodeZigZag32(v)
-		case num == 2 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "process.ProcessEvent.EndEvent.exited")
-			x.Exited = v != 0
-		case num == 3 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "process.ProcessEvent.EndEvent.status")
-			x.Status = v
-		case num == 4 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "process.ProcessEvent.EndEvent.error")
-			p := v
-			x.Error = &p
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.ProcessEvent.EndEvent")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgProcessEvent_EndEvent)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *ProcessEvent_EndEvent) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.ExitCode != 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"exitCode\":")
-		b = wirekit.AppendJSONInt(b, int64(x.ExitCode))
-	}
-	if x.Exited {
-		b = wirekit.AppendJSONKey(b, s, "\"exited\":")
-		b = wirekit.AppendJSONBool(b, x.Exited)
-	}
-	if x.Status != "" {
-		b = wirekit.AppendJSONKey(b, s, "\"status\":")
-		b = wirekit.AppendJSONString(b, x.Status)
-	}
-	if x.Error != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"error\":")
-		b = wirekit.AppendJSONString(b, *x.Error)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgProcessEvent_EndEvent)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *ProcessEvent_EndEvent) UnmarshalProtoJSON(b []byte) error {
-	*x = ProcessEvent_EndEvent{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *ProcessEvent_EndEvent) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "exitCode", "exit_code":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				var v int32
-				v, err = d.Int32()
-				x.ExitCode = v
-			}
-		case "exited":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				var v bool
-				v, err = d.Bool()
-				x.Exited = v
-			}
-		case "status":
-			if ok, err = d.Present(&seen, 2, name); ok {
-				var v string
-				v, err = d.String()
-				x.Status = v
-			}
-		case "error":
-			if ok, err = d.Present(&seen, 3, name); ok {
-				var v string
-				v, err = d.String()
-				p := v
-				x.Error = &p
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgProcessEvent_EndEvent)
 }
 
 type ProcessEvent_KeepAlive struct {
 }
 
-func (x *ProcessEvent_KeepAlive) Reset() { *x = ProcessEvent_KeepAlive{} }
+func (x *ProcessEvent_KeepAlive) Reset() {
+	wirekit.ResetMessage(unsafe.Pointer(x), &msgProcessEvent_KeepAlive)
+}
+
+var msgProcessEvent_KeepAlive = wirekit.Message{
+	Name: "process.ProcessEvent.KeepAlive",
+	New:  func() unsafe.Pointer { return unsafe.Pointer(new(ProcessEvent_KeepAlive)) },
+}
 
 // SizeProto is the length of the binary encoding.
 func (x *ProcessEvent_KeepAlive) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgProcessEvent_KeepAlive)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *ProcessEvent_KeepAlive) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *ProcessEvent_KeepAlive) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgProcessEvent_KeepAlive)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *ProcessEvent_KeepAlive) UnmarshalProto(b []byte) error {
-	*x = ProcessEvent_KeepAlive{}
-	return x.mergeProto(b)
-}
-
-func (x *ProcessEvent_KeepAlive) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.ProcessEvent.KeepAlive"); err != nil {
-			return err
-		}
-		switch {
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.ProcessEvent.KeepAlive")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgProcessEvent_KeepAlive)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *ProcessEvent_KeepAlive) AppendProtoJSON(b []byte) []byte {
-	return append(b, "{}"...)
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgProcessEvent_KeepAlive)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *ProcessEvent_KeepAlive) UnmarshalProtoJSON(b []byte) error {
-	*x = ProcessEvent_KeepAlive{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *ProcessEvent_KeepAlive) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		switch name {
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgProcessEvent_KeepAlive)
 }
 
 type StartResponse struct {
 	Event *ProcessEvent
 }
 
-func (x *StartResponse) Reset() { *x = StartResponse{} }
+func (x *StartResponse) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgStartResponse) }
 
 func (x *StartResponse) GetEvent() *ProcessEvent {
 	if x != nil {
@@ -2407,124 +1031,46 @@ func (x *StartResponse) GetEvent() *ProcessEvent {
 	return nil
 }
 
+var msgStartResponse = wirekit.Message{
+	Name: "process.StartResponse",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(StartResponse{}.Event)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 8, Names: "\"event\":", Msg: &msgProcessEvent},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *StartResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Event != nil {
-		n += 1 + wirekit.SizeBytes(x.Event.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgStartResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *StartResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *StartResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Event != nil {
-		b = x.Event.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(x.Event.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgStartResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *StartResponse) UnmarshalProto(b []byte) error {
-	*x = StartResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *StartResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.StartResponse"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.StartResponse.event"); err == nil {
-				if x.Event == nil {
-					x.Event = new(ProcessEvent)
-				}
-				err = x.Event.mergeProto(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.StartResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgStartResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *StartResponse) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Event != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"event\":")
-		b = x.Event.AppendProtoJSON(b)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgStartResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *StartResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = StartResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *StartResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "event":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				v := new(ProcessEvent)
-				err = v.decodeJSON(d)
-				x.Event = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgStartResponse)
 }
 
 type ConnectResponse struct {
 	Event *ProcessEvent
 }
 
-func (x *ConnectResponse) Reset() { *x = ConnectResponse{} }
+func (x *ConnectResponse) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgConnectResponse) }
 
 func (x *ConnectResponse) GetEvent() *ProcessEvent {
 	if x != nil {
@@ -2533,117 +1079,39 @@ func (x *ConnectResponse) GetEvent() *ProcessEvent {
 	return nil
 }
 
+var msgConnectResponse = wirekit.Message{
+	Name: "process.ConnectResponse",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(ConnectResponse{}.Event)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 8, Names: "\"event\":", Msg: &msgProcessEvent},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *ConnectResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Event != nil {
-		n += 1 + wirekit.SizeBytes(x.Event.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgConnectResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *ConnectResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *ConnectResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Event != nil {
-		b = x.Event.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(x.Event.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgConnectResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *ConnectResponse) UnmarshalProto(b []byte) error {
-	*x = ConnectResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *ConnectResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.ConnectResponse"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.ConnectResponse.event"); err == nil {
-				if x.Event == nil {
-					x.Event = new(ProcessEvent)
-				}
-				err = x.Event.mergeProto(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.ConnectResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgConnectResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *ConnectResponse) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Event != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"event\":")
-		b = x.Event.AppendProtoJSON(b)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgConnectResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *ConnectResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = ConnectResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *ConnectResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "event":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				v := new(ProcessEvent)
-				err = v.decodeJSON(d)
-				x.Event = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgConnectResponse)
 }
 
 type SendInputRequest struct {
@@ -2651,7 +1119,7 @@ type SendInputRequest struct {
 	Input   *ProcessInput
 }
 
-func (x *SendInputRequest) Reset() { *x = SendInputRequest{} }
+func (x *SendInputRequest) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgSendInputRequest) }
 
 func (x *SendInputRequest) GetProcess() *ProcessSelector {
 	if x != nil {
@@ -2667,235 +1135,84 @@ func (x *SendInputRequest) GetInput() *ProcessInput {
 	return nil
 }
 
+var msgSendInputRequest = wirekit.Message{
+	Name: "process.SendInputRequest",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(SendInputRequest{}.Process)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 10, Names: "\"process\":", Msg: &msgProcessSelector},
+		{Num: 2, Off: uint16(unsafe.Offsetof(SendInputRequest{}.Input)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 8, Names: "\"input\":", Msg: &msgProcessInput},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *SendInputRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Process != nil {
-		n += 1 + wirekit.SizeBytes(x.Process.SizeProto())
-	}
-	if x.Input != nil {
-		n += 1 + wirekit.SizeBytes(x.Input.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgSendInputRequest)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *SendInputRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *SendInputRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Process != nil {
-		b = x.Process.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(x.Process.SizeProto())))
-	}
-	if x.Input != nil {
-		b = x.Input.appendProto(wirekit.AppendVarintField(b, 0x12, uint64(x.Input.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgSendInputRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *SendInputRequest) UnmarshalProto(b []byte) error {
-	*x = SendInputRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *SendInputRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.SendInputRequest"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.SendInputRequest.process"); err == nil {
-				if x.Process == nil {
-					x.Process = new(ProcessSelector)
-				}
-				err = x.Process.mergeProto(v)
-			}
-		case num == 2 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.SendInputRequest.input"); err == nil {
-				if x.Input == nil {
-					x.Input = new(ProcessInput)
-				}
-				err = x.Input.mergeProto(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.SendInputRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgSendInputRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *SendInputRequest) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Process != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"process\":")
-		b = x.Process.AppendProtoJSON(b)
-	}
-	if x.Input != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"input\":")
-		b = x.Input.AppendProtoJSON(b)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgSendInputRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *SendInputRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = SendInputRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *SendInputRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "process":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				v := new(ProcessSelector)
-				err = v.decodeJSON(d)
-				x.Process = v
-			}
-		case "input":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				v := new(ProcessInput)
-				err = v.decodeJSON(d)
-				x.Input = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgSendInputRequest)
 }
 
 type SendInputResponse struct {
 }
 
-func (x *SendInputResponse) Reset() { *x = SendInputResponse{} }
+func (x *SendInputResponse) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgSendInputResponse) }
+
+var msgSendInputResponse = wirekit.Message{
+	Name: "process.SendInputResponse",
+}
 
 // SizeProto is the length of the binary encoding.
 func (x *SendInputResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgSendInputResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *SendInputResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *SendInputResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgSendInputResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *SendInputResponse) UnmarshalProto(b []byte) error {
-	*x = SendInputResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *SendInputResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.SendInputResponse"); err != nil {
-			return err
-		}
-		switch {
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.SendInputResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgSendInputResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *SendInputResponse) AppendProtoJSON(b []byte) []byte {
-	return append(b, "{}"...)
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgSendInputResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *SendInputResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = SendInputResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *SendInputResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		switch name {
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgSendInputResponse)
 }
 
 type ProcessInput struct {
 	Input isProcessInput_Input
 }
 
-func (x *ProcessInput) Reset() { *x = ProcessInput{} }
+func (x *ProcessInput) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgProcessInput) }
 
 func (x *ProcessInput) GetInput() isProcessInput_Input {
 	if x != nil {
@@ -2938,145 +1255,73 @@ type ProcessInput_Pty struct {
 
 func (*ProcessInput_Pty) isProcessInput_Input() {}
 
+var msgProcessInput = wirekit.Message{
+	Name: "process.ProcessInput",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(ProcessInput{}.Input)), Kind: wirekit.KindBytes, Card: wirekit.Member, KeyLen: 8, Names: "\"stdin\":", OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*ProcessInput)(p)
+				if set {
+					o := new(ProcessInput_Stdin)
+					x.Input = o
+					return unsafe.Pointer(&o.Stdin)
+				}
+				if o, ok := x.Input.(*ProcessInput_Stdin); ok && o != nil {
+					return unsafe.Pointer(&o.Stdin)
+				}
+				return nil
+			}},
+		{Num: 2, Off: uint16(unsafe.Offsetof(ProcessInput{}.Input)), Kind: wirekit.KindBytes, Card: wirekit.Member, KeyLen: 6, Names: "\"pty\":", OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*ProcessInput)(p)
+				if set {
+					o := new(ProcessInput_Pty)
+					x.Input = o
+					return unsafe.Pointer(&o.Pty)
+				}
+				if o, ok := x.Input.(*ProcessInput_Pty); ok && o != nil {
+					return unsafe.Pointer(&o.Pty)
+				}
+				return nil
+			}},
+	},
+	Oneofs: []string{"process.ProcessInput.input"},
+	New:    func() unsafe.Pointer { return unsafe.Pointer(new(ProcessInput)) },
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *ProcessInput) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if o, ok := x.Input.(*ProcessInput_Stdin); ok && o != nil {
-		n += 1 + wirekit.SizeBytes(len(o.Stdin))
-	}
-	if o, ok := x.Input.(*ProcessInput_Pty); ok && o != nil {
-		n += 1 + wirekit.SizeBytes(len(o.Pty))
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgProcessInput)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *ProcessInput) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *ProcessInput) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if o, ok := x.Input.(*ProcessInput_Stdin); ok && o != nil {
-		b = wirekit.AppendBytesField(b, 0x0a, o.Stdin)
-	}
-	if o, ok := x.Input.(*ProcessInput_Pty); ok && o != nil {
-		b = wirekit.AppendBytesField(b, 0x12, o.Pty)
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgProcessInput)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *ProcessInput) UnmarshalProto(b []byte) error {
-	*x = ProcessInput{}
-	return x.mergeProto(b)
-}
-
-func (x *ProcessInput) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.ProcessInput"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			v, b, err = wirekit.ReadBytes(b, "process.ProcessInput.stdin")
-			x.Input = &ProcessInput_Stdin{Stdin: wirekit.CloneBytes(v)}
-		case num == 2 && wt == 2:
-			var v []byte
-			v, b, err = wirekit.ReadBytes(b, "process.ProcessInput.pty")
-			x.Input = &ProcessInput_Pty{Pty: wirekit.CloneBytes(v)}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.ProcessInput")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgProcessInput)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *ProcessInput) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if o, ok := x.Input.(*ProcessInput_Stdin); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"stdin\":")
-		b = wirekit.AppendJSONBytes(b, o.Stdin)
-	}
-	if o, ok := x.Input.(*ProcessInput_Pty); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"pty\":")
-		b = wirekit.AppendJSONBytes(b, o.Pty)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgProcessInput)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *ProcessInput) UnmarshalProtoJSON(b []byte) error {
-	*x = ProcessInput{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *ProcessInput) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	var oneofs uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "stdin":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "process.ProcessInput.input"); err == nil {
-					var v []byte
-					v, err = d.Bytes()
-					x.Input = &ProcessInput_Stdin{Stdin: v}
-				}
-			}
-		case "pty":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "process.ProcessInput.input"); err == nil {
-					var v []byte
-					v, err = d.Bytes()
-					x.Input = &ProcessInput_Pty{Pty: v}
-				}
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgProcessInput)
 }
 
 type StreamInputRequest struct {
 	Event isStreamInputRequest_Event
 }
 
-func (x *StreamInputRequest) Reset() { *x = StreamInputRequest{} }
+func (x *StreamInputRequest) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgStreamInputRequest) }
 
 func (x *StreamInputRequest) GetEvent() isStreamInputRequest_Event {
 	if x != nil {
@@ -3134,185 +1379,87 @@ type StreamInputRequest_Keepalive struct {
 
 func (*StreamInputRequest_Keepalive) isStreamInputRequest_Event() {}
 
+var msgStreamInputRequest = wirekit.Message{
+	Name: "process.StreamInputRequest",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(StreamInputRequest{}.Event)), Kind: wirekit.KindMessage, Card: wirekit.Member, KeyLen: 8, Names: "\"start\":", Msg: &msgStreamInputRequest_StartEvent, OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*StreamInputRequest)(p)
+				if set {
+					o := new(StreamInputRequest_Start)
+					x.Event = o
+					return unsafe.Pointer(&o.Start)
+				}
+				if o, ok := x.Event.(*StreamInputRequest_Start); ok && o != nil {
+					return unsafe.Pointer(&o.Start)
+				}
+				return nil
+			}},
+		{Num: 2, Off: uint16(unsafe.Offsetof(StreamInputRequest{}.Event)), Kind: wirekit.KindMessage, Card: wirekit.Member, KeyLen: 7, Names: "\"data\":", Msg: &msgStreamInputRequest_DataEvent, OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*StreamInputRequest)(p)
+				if set {
+					o := new(StreamInputRequest_Data)
+					x.Event = o
+					return unsafe.Pointer(&o.Data)
+				}
+				if o, ok := x.Event.(*StreamInputRequest_Data); ok && o != nil {
+					return unsafe.Pointer(&o.Data)
+				}
+				return nil
+			}},
+		{Num: 3, Off: uint16(unsafe.Offsetof(StreamInputRequest{}.Event)), Kind: wirekit.KindMessage, Card: wirekit.Member, KeyLen: 12, Names: "\"keepalive\":", Msg: &msgStreamInputRequest_KeepAlive, OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*StreamInputRequest)(p)
+				if set {
+					o := new(StreamInputRequest_Keepalive)
+					x.Event = o
+					return unsafe.Pointer(&o.Keepalive)
+				}
+				if o, ok := x.Event.(*StreamInputRequest_Keepalive); ok && o != nil {
+					return unsafe.Pointer(&o.Keepalive)
+				}
+				return nil
+			}},
+	},
+	Oneofs: []string{"process.StreamInputRequest.event"},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *StreamInputRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if o, ok := x.Event.(*StreamInputRequest_Start); ok && o != nil {
-		n += 1 + wirekit.SizeBytes(o.Start.SizeProto())
-	}
-	if o, ok := x.Event.(*StreamInputRequest_Data); ok && o != nil {
-		n += 1 + wirekit.SizeBytes(o.Data.SizeProto())
-	}
-	if o, ok := x.Event.(*StreamInputRequest_Keepalive); ok && o != nil {
-		n += 1 + wirekit.SizeBytes(o.Keepalive.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgStreamInputRequest)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *StreamInputRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *StreamInputRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if o, ok := x.Event.(*StreamInputRequest_Start); ok && o != nil {
-		b = o.Start.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(o.Start.SizeProto())))
-	}
-	if o, ok := x.Event.(*StreamInputRequest_Data); ok && o != nil {
-		b = o.Data.appendProto(wirekit.AppendVarintField(b, 0x12, uint64(o.Data.SizeProto())))
-	}
-	if o, ok := x.Event.(*StreamInputRequest_Keepalive); ok && o != nil {
-		b = o.Keepalive.appendProto(wirekit.AppendVarintField(b, 0x1a, uint64(o.Keepalive.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgStreamInputRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *StreamInputRequest) UnmarshalProto(b []byte) error {
-	*x = StreamInputRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *StreamInputRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.StreamInputRequest"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.StreamInputRequest.start"); err == nil {
-				m, ok := x.Event.(*StreamInputRequest_Start)
-				if !ok || m == nil || m.Start == nil {
-					m = &StreamInputRequest_Start{Start: new(StreamInputRequest_StartEvent)}
-					x.Event = m
-				}
-				err = m.Start.mergeProto(v)
-			}
-		case num == 2 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.StreamInputRequest.data"); err == nil {
-				m, ok := x.Event.(*StreamInputRequest_Data)
-				if !ok || m == nil || m.Data == nil {
-					m = &StreamInputRequest_Data{Data: new(StreamInputRequest_DataEvent)}
-					x.Event = m
-				}
-				err = m.Data.mergeProto(v)
-			}
-		case num == 3 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.StreamInputRequest.keepalive"); err == nil {
-				m, ok := x.Event.(*StreamInputRequest_Keepalive)
-				if !ok || m == nil || m.Keepalive == nil {
-					m = &StreamInputRequest_Keepalive{Keepalive: new(StreamInputRequest_KeepAlive)}
-					x.Event = m
-				}
-				err = m.Keepalive.mergeProto(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.StreamInputRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgStreamInputRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *StreamInputRequest) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if o, ok := x.Event.(*StreamInputRequest_Start); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"start\":")
-		b = o.Start.AppendProtoJSON(b)
-	}
-	if o, ok := x.Event.(*StreamInputRequest_Data); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"data\":")
-		b = o.Data.AppendProtoJSON(b)
-	}
-	if o, ok := x.Event.(*StreamInputRequest_Keepalive); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"keepalive\":")
-		b = o.Keepalive.AppendProtoJSON(b)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgStreamInputRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *StreamInputRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = StreamInputRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *StreamInputRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	var oneofs uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "start":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "process.StreamInputRequest.event"); err == nil {
-					v := new(StreamInputRequest_StartEvent)
-					err = v.decodeJSON(d)
-					x.Event = &StreamInputRequest_Start{Start: v}
-				}
-			}
-		case "data":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "process.StreamInputRequest.event"); err == nil {
-					v := new(StreamInputRequest_DataEvent)
-					err = v.decodeJSON(d)
-					x.Event = &StreamInputRequest_Data{Data: v}
-				}
-			}
-		case "keepalive":
-			if ok, err = d.Present(&seen, 2, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "process.StreamInputRequest.event"); err == nil {
-					v := new(StreamInputRequest_KeepAlive)
-					err = v.decodeJSON(d)
-					x.Event = &StreamInputRequest_Keepalive{Keepalive: v}
-				}
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgStreamInputRequest)
 }
 
 type StreamInputRequest_StartEvent struct {
 	Process *ProcessSelector
 }
 
-func (x *StreamInputRequest_StartEvent) Reset() { *x = StreamInputRequest_StartEvent{} }
+func (x *StreamInputRequest_StartEvent) Reset() {
+	wirekit.ResetMessage(unsafe.Pointer(x), &msgStreamInputRequest_StartEvent)
+}
 
 func (x *StreamInputRequest_StartEvent) GetProcess() *ProcessSelector {
 	if x != nil {
@@ -3321,124 +1468,49 @@ func (x *StreamInputRequest_StartEvent) GetProcess() *ProcessSelector {
 	return nil
 }
 
+var msgStreamInputRequest_StartEvent = wirekit.Message{
+	Name: "process.StreamInputRequest.StartEvent",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(StreamInputRequest_StartEvent{}.Process)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 10, Names: "\"process\":", Msg: &msgProcessSelector},
+	},
+	New: func() unsafe.Pointer { return unsafe.Pointer(new(StreamInputRequest_StartEvent)) },
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *StreamInputRequest_StartEvent) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Process != nil {
-		n += 1 + wirekit.SizeBytes(x.Process.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgStreamInputRequest_StartEvent)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *StreamInputRequest_StartEvent) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *StreamInputRequest_StartEvent) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Process != nil {
-		b = x.Process.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(x.Process.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgStreamInputRequest_StartEvent)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *StreamInputRequest_StartEvent) UnmarshalProto(b []byte) error {
-	*x = StreamInputRequest_StartEvent{}
-	return x.mergeProto(b)
-}
-
-func (x *StreamInputRequest_StartEvent) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.StreamInputRequest.StartEvent"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.StreamInputRequest.StartEvent.process"); err == nil {
-				if x.Process == nil {
-					x.Process = new(ProcessSelector)
-				}
-				err = x.Process.mergeProto(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.StreamInputRequest.StartEvent")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgStreamInputRequest_StartEvent)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *StreamInputRequest_StartEvent) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Process != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"process\":")
-		b = x.Process.AppendProtoJSON(b)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgStreamInputRequest_StartEvent)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *StreamInputRequest_StartEvent) UnmarshalProtoJSON(b []byte) error {
-	*x = StreamInputRequest_StartEvent{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *StreamInputRequest_StartEvent) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "process":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				v := new(ProcessSelector)
-				err = v.decodeJSON(d)
-				x.Process = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgStreamInputRequest_StartEvent)
 }
 
 type StreamInputRequest_DataEvent struct {
 	Input *ProcessInput
 }
 
-func (x *StreamInputRequest_DataEvent) Reset() { *x = StreamInputRequest_DataEvent{} }
+func (x *StreamInputRequest_DataEvent) Reset() {
+	wirekit.ResetMessage(unsafe.Pointer(x), &msgStreamInputRequest_DataEvent)
+}
 
 func (x *StreamInputRequest_DataEvent) GetInput() *ProcessInput {
 	if x != nil {
@@ -3447,291 +1519,119 @@ func (x *StreamInputRequest_DataEvent) GetInput() *ProcessInput {
 	return nil
 }
 
+var msgStreamInputRequest_DataEvent = wirekit.Message{
+	Name: "process.StreamInputRequest.DataEvent",
+	Fields: []wirekit.Field{
+		{Num: 2, Off: uint16(unsafe.Offsetof(StreamInputRequest_DataEvent{}.Input)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 8, Names: "\"input\":", Msg: &msgProcessInput},
+	},
+	New: func() unsafe.Pointer { return unsafe.Pointer(new(StreamInputRequest_DataEvent)) },
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *StreamInputRequest_DataEvent) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Input != nil {
-		n += 1 + wirekit.SizeBytes(x.Input.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgStreamInputRequest_DataEvent)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *StreamInputRequest_DataEvent) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *StreamInputRequest_DataEvent) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Input != nil {
-		b = x.Input.appendProto(wirekit.AppendVarintField(b, 0x12, uint64(x.Input.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgStreamInputRequest_DataEvent)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *StreamInputRequest_DataEvent) UnmarshalProto(b []byte) error {
-	*x = StreamInputRequest_DataEvent{}
-	return x.mergeProto(b)
-}
-
-func (x *StreamInputRequest_DataEvent) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.StreamInputRequest.DataEvent"); err != nil {
-			return err
-		}
-		switch {
-		case num == 2 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.StreamInputRequest.DataEvent.input"); err == nil {
-				if x.Input == nil {
-					x.Input = new(ProcessInput)
-				}
-				err = x.Input.mergeProto(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.StreamInputRequest.DataEvent")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgStreamInputRequest_DataEvent)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *StreamInputRequest_DataEvent) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Input != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"input\":")
-		b = x.Input.AppendProtoJSON(b)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgStreamInputRequest_DataEvent)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *StreamInputRequest_DataEvent) UnmarshalProtoJSON(b []byte) error {
-	*x = StreamInputRequest_DataEvent{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *StreamInputRequest_DataEvent) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "input":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				v := new(ProcessInput)
-				err = v.decodeJSON(d)
-				x.Input = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgStreamInputRequest_DataEvent)
 }
 
 type StreamInputRequest_KeepAlive struct {
 }
 
-func (x *StreamInputRequest_KeepAlive) Reset() { *x = StreamInputRequest_KeepAlive{} }
+func (x *StreamInputRequest_KeepAlive) Reset() {
+	wirekit.ResetMessage(unsafe.Pointer(x), &msgStreamInputRequest_KeepAlive)
+}
+
+var msgStreamInputRequest_KeepAlive = wirekit.Message{
+	Name: "process.StreamInputRequest.KeepAlive",
+	New:  func() unsafe.Pointer { return unsafe.Pointer(new(StreamInputRequest_KeepAlive)) },
+}
 
 // SizeProto is the length of the binary encoding.
 func (x *StreamInputRequest_KeepAlive) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgStreamInputRequest_KeepAlive)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *StreamInputRequest_KeepAlive) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *StreamInputRequest_KeepAlive) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgStreamInputRequest_KeepAlive)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *StreamInputRequest_KeepAlive) UnmarshalProto(b []byte) error {
-	*x = StreamInputRequest_KeepAlive{}
-	return x.mergeProto(b)
-}
-
-func (x *StreamInputRequest_KeepAlive) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.StreamInputRequest.KeepAlive"); err != nil {
-			return err
-		}
-		switch {
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.StreamInputRequest.KeepAlive")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgStreamInputRequest_KeepAlive)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *StreamInputRequest_KeepAlive) AppendProtoJSON(b []byte) []byte {
-	return append(b, "{}"...)
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgStreamInputRequest_KeepAlive)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *StreamInputRequest_KeepAlive) UnmarshalProtoJSON(b []byte) error {
-	*x = StreamInputRequest_KeepAlive{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *StreamInputRequest_KeepAlive) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		switch name {
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgStreamInputRequest_KeepAlive)
 }
 
 type StreamInputResponse struct {
 }
 
-func (x *StreamInputResponse) Reset() { *x = StreamInputResponse{} }
+func (x *StreamInputResponse) Reset() {
+	wirekit.ResetMessage(unsafe.Pointer(x), &msgStreamInputResponse)
+}
+
+var msgStreamInputResponse = wirekit.Message{
+	Name: "process.StreamInputResponse",
+}
 
 // SizeProto is the length of the binary encoding.
 func (x *StreamInputResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgStreamInputResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *StreamInputResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *StreamInputResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgStreamInputResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *StreamInputResponse) UnmarshalProto(b []byte) error {
-	*x = StreamInputResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *StreamInputResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.StreamInputResponse"); err != nil {
-			return err
-		}
-		switch {
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.StreamInputResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgStreamInputResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *StreamInputResponse) AppendProtoJSON(b []byte) []byte {
-	return append(b, "{}"...)
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgStreamInputResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *StreamInputResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = StreamInputResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *StreamInputResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		switch name {
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgStreamInputResponse)
 }
 
 type SendSignalRequest struct {
@@ -3739,7 +1639,7 @@ type SendSignalRequest struct {
 	Signal  Signal
 }
 
-func (x *SendSignalRequest) Reset() { *x = SendSignalRequest{} }
+func (x *SendSignalRequest) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgSendSignalRequest) }
 
 func (x *SendSignalRequest) GetProcess() *ProcessSelector {
 	if x != nil {
@@ -3755,233 +1655,84 @@ func (x *SendSignalRequest) GetSignal() Signal {
 	return Signal_SIGNAL_UNSPECIFIED
 }
 
+var msgSendSignalRequest = wirekit.Message{
+	Name: "process.SendSignalRequest",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(SendSignalRequest{}.Process)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 10, Names: "\"process\":", Msg: &msgProcessSelector},
+		{Num: 2, Off: uint16(unsafe.Offsetof(SendSignalRequest{}.Signal)), Kind: wirekit.KindEnum, Card: wirekit.Implicit, KeyLen: 9, Names: "\"signal\":", Enum: &enumSignal},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *SendSignalRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Process != nil {
-		n += 1 + wirekit.SizeBytes(x.Process.SizeProto())
-	}
-	if x.Signal != 0 {
-		n += 1 + wirekit.SizeVarint(uint64(int64(x.Signal)))
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgSendSignalRequest)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *SendSignalRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *SendSignalRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Process != nil {
-		b = x.Process.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(x.Process.SizeProto())))
-	}
-	if x.Signal != 0 {
-		b = wirekit.AppendVarintField(b, 0x10, uint64(int64(x.Signal)))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgSendSignalRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *SendSignalRequest) UnmarshalProto(b []byte) error {
-	*x = SendSignalRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *SendSignalRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.SendSignalRequest"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.SendSignalRequest.process"); err == nil {
-				if x.Process == nil {
-					x.Process = new(ProcessSelector)
-				}
-				err = x.Process.mergeProto(v)
-			}
-		case num == 2 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "process.SendSignalRequest.signal")
-			x.Signal = Signal(int32(v))
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.SendSignalRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgSendSignalRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *SendSignalRequest) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Process != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"process\":")
-		b = x.Process.AppendProtoJSON(b)
-	}
-	if x.Signal != 0 {
-		b = wirekit.AppendJSONKey(b, s, "\"signal\":")
-		b = wirekit.AppendJSONEnum(b, Signal_name[int32(x.Signal)], int32(x.Signal))
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgSendSignalRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *SendSignalRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = SendSignalRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *SendSignalRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "process":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				v := new(ProcessSelector)
-				err = v.decodeJSON(d)
-				x.Process = v
-			}
-		case "signal":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				var n int32
-				var known bool
-				if n, known, err = d.Enum(Signal_value); known {
-					x.Signal = Signal(n)
-				}
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgSendSignalRequest)
 }
 
 type SendSignalResponse struct {
 }
 
-func (x *SendSignalResponse) Reset() { *x = SendSignalResponse{} }
+func (x *SendSignalResponse) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgSendSignalResponse) }
+
+var msgSendSignalResponse = wirekit.Message{
+	Name: "process.SendSignalResponse",
+}
 
 // SizeProto is the length of the binary encoding.
 func (x *SendSignalResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgSendSignalResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *SendSignalResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *SendSignalResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgSendSignalResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *SendSignalResponse) UnmarshalProto(b []byte) error {
-	*x = SendSignalResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *SendSignalResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.SendSignalResponse"); err != nil {
-			return err
-		}
-		switch {
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.SendSignalResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgSendSignalResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *SendSignalResponse) AppendProtoJSON(b []byte) []byte {
-	return append(b, "{}"...)
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgSendSignalResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *SendSignalResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = SendSignalResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *SendSignalResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		switch name {
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgSendSignalResponse)
 }
 
 type CloseStdinRequest struct {
 	Process *ProcessSelector
 }
 
-func (x *CloseStdinRequest) Reset() { *x = CloseStdinRequest{} }
+func (x *CloseStdinRequest) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgCloseStdinRequest) }
 
 func (x *CloseStdinRequest) GetProcess() *ProcessSelector {
 	if x != nil {
@@ -3990,211 +1741,83 @@ func (x *CloseStdinRequest) GetProcess() *ProcessSelector {
 	return nil
 }
 
+var msgCloseStdinRequest = wirekit.Message{
+	Name: "process.CloseStdinRequest",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(CloseStdinRequest{}.Process)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 10, Names: "\"process\":", Msg: &msgProcessSelector},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *CloseStdinRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Process != nil {
-		n += 1 + wirekit.SizeBytes(x.Process.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgCloseStdinRequest)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *CloseStdinRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *CloseStdinRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Process != nil {
-		b = x.Process.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(x.Process.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgCloseStdinRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *CloseStdinRequest) UnmarshalProto(b []byte) error {
-	*x = CloseStdinRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *CloseStdinRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.CloseStdinRequest"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.CloseStdinRequest.process"); err == nil {
-				if x.Process == nil {
-					x.Process = new(ProcessSelector)
-				}
-				err = x.Process.mergeProto(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.CloseStdinRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgCloseStdinRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *CloseStdinRequest) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Process != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"process\":")
-		b = x.Process.AppendProtoJSON(b)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgCloseStdinRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *CloseStdinRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = CloseStdinRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *CloseStdinRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "process":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				v := new(ProcessSelector)
-				err = v.decodeJSON(d)
-				x.Process = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgCloseStdinRequest)
 }
 
 type CloseStdinResponse struct {
 }
 
-func (x *CloseStdinResponse) Reset() { *x = CloseStdinResponse{} }
+func (x *CloseStdinResponse) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgCloseStdinResponse) }
+
+var msgCloseStdinResponse = wirekit.Message{
+	Name: "process.CloseStdinResponse",
+}
 
 // SizeProto is the length of the binary encoding.
 func (x *CloseStdinResponse) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgCloseStdinResponse)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *CloseStdinResponse) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *CloseStdinResponse) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgCloseStdinResponse)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *CloseStdinResponse) UnmarshalProto(b []byte) error {
-	*x = CloseStdinResponse{}
-	return x.mergeProto(b)
-}
-
-func (x *CloseStdinResponse) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.CloseStdinResponse"); err != nil {
-			return err
-		}
-		switch {
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.CloseStdinResponse")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgCloseStdinResponse)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *CloseStdinResponse) AppendProtoJSON(b []byte) []byte {
-	return append(b, "{}"...)
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgCloseStdinResponse)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *CloseStdinResponse) UnmarshalProtoJSON(b []byte) error {
-	*x = CloseStdinResponse{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *CloseStdinResponse) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		switch name {
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgCloseStdinResponse)
 }
 
 type ConnectRequest struct {
 	Process *ProcessSelector
 }
 
-func (x *ConnectRequest) Reset() { *x = ConnectRequest{} }
+func (x *ConnectRequest) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgConnectRequest) }
 
 func (x *ConnectRequest) GetProcess() *ProcessSelector {
 	if x != nil {
@@ -4203,124 +1826,46 @@ func (x *ConnectRequest) GetProcess() *ProcessSelector {
 	return nil
 }
 
+var msgConnectRequest = wirekit.Message{
+	Name: "process.ConnectRequest",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(ConnectRequest{}.Process)), Kind: wirekit.KindMessage, Card: wirekit.Implicit, KeyLen: 10, Names: "\"process\":", Msg: &msgProcessSelector},
+	},
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *ConnectRequest) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if x.Process != nil {
-		n += 1 + wirekit.SizeBytes(x.Process.SizeProto())
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgConnectRequest)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *ConnectRequest) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *ConnectRequest) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if x.Process != nil {
-		b = x.Process.appendProto(wirekit.AppendVarintField(b, 0x0a, uint64(x.Process.SizeProto())))
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgConnectRequest)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *ConnectRequest) UnmarshalProto(b []byte) error {
-	*x = ConnectRequest{}
-	return x.mergeProto(b)
-}
-
-func (x *ConnectRequest) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.ConnectRequest"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 2:
-			var v []byte
-			if v, b, err = wirekit.ReadBytes(b, "process.ConnectRequest.process"); err == nil {
-				if x.Process == nil {
-					x.Process = new(ProcessSelector)
-				}
-				err = x.Process.mergeProto(v)
-			}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.ConnectRequest")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgConnectRequest)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *ConnectRequest) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if x.Process != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"process\":")
-		b = x.Process.AppendProtoJSON(b)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgConnectRequest)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *ConnectRequest) UnmarshalProtoJSON(b []byte) error {
-	*x = ConnectRequest{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *ConnectRequest) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "process":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				v := new(ProcessSelector)
-				err = v.decodeJSON(d)
-				x.Process = v
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgConnectRequest)
 }
 
 type ProcessSelector struct {
 	Selector isProcessSelector_Selector
 }
 
-func (x *ProcessSelector) Reset() { *x = ProcessSelector{} }
+func (x *ProcessSelector) Reset() { wirekit.ResetMessage(unsafe.Pointer(x), &msgProcessSelector) }
 
 func (x *ProcessSelector) GetSelector() isProcessSelector_Selector {
 	if x != nil {
@@ -4363,138 +1908,66 @@ type ProcessSelector_Tag struct {
 
 func (*ProcessSelector_Tag) isProcessSelector_Selector() {}
 
+var msgProcessSelector = wirekit.Message{
+	Name: "process.ProcessSelector",
+	Fields: []wirekit.Field{
+		{Num: 1, Off: uint16(unsafe.Offsetof(ProcessSelector{}.Selector)), Kind: wirekit.KindUint32, Card: wirekit.Member, KeyLen: 6, Names: "\"pid\":", OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*ProcessSelector)(p)
+				if set {
+					o := new(ProcessSelector_Pid)
+					x.Selector = o
+					return unsafe.Pointer(&o.Pid)
+				}
+				if o, ok := x.Selector.(*ProcessSelector_Pid); ok && o != nil {
+					return unsafe.Pointer(&o.Pid)
+				}
+				return nil
+			}},
+		{Num: 2, Off: uint16(unsafe.Offsetof(ProcessSelector{}.Selector)), Kind: wirekit.KindString, Card: wirekit.Member, KeyLen: 6, Names: "\"tag\":", OneofN: 0,
+			Oneof: func(p unsafe.Pointer, set bool) unsafe.Pointer {
+				x := (*ProcessSelector)(p)
+				if set {
+					o := new(ProcessSelector_Tag)
+					x.Selector = o
+					return unsafe.Pointer(&o.Tag)
+				}
+				if o, ok := x.Selector.(*ProcessSelector_Tag); ok && o != nil {
+					return unsafe.Pointer(&o.Tag)
+				}
+				return nil
+			}},
+	},
+	Oneofs: []string{"process.ProcessSelector.selector"},
+	New:    func() unsafe.Pointer { return unsafe.Pointer(new(ProcessSelector)) },
+}
+
 // SizeProto is the length of the binary encoding.
 func (x *ProcessSelector) SizeProto() int {
-	if x == nil {
-		return 0
-	}
-	n := 0
-	if o, ok := x.Selector.(*ProcessSelector_Pid); ok && o != nil {
-		n += 1 + wirekit.SizeVarint(uint64(o.Pid))
-	}
-	if o, ok := x.Selector.(*ProcessSelector_Tag); ok && o != nil {
-		n += 1 + wirekit.SizeBytes(len(o.Tag))
-	}
-	return n
+	return wirekit.SizeMessage(unsafe.Pointer(x), &msgProcessSelector)
 }
 
 // AppendProto appends the binary encoding (fields in number order, map
 // entries by key) to b.
 func (x *ProcessSelector) AppendProto(b []byte) []byte {
-	return x.appendProto(wirekit.Grow(b, x.SizeProto()))
-}
-
-func (x *ProcessSelector) appendProto(b []byte) []byte {
-	if x == nil {
-		return b
-	}
-	if o, ok := x.Selector.(*ProcessSelector_Pid); ok && o != nil {
-		b = wirekit.AppendVarintField(b, 0x08, uint64(o.Pid))
-	}
-	if o, ok := x.Selector.(*ProcessSelector_Tag); ok && o != nil {
-		b = wirekit.AppendStringField(b, 0x12, o.Tag)
-	}
-	return b
+	return wirekit.AppendMessage(b, unsafe.Pointer(x), &msgProcessSelector)
 }
 
 // UnmarshalProto resets x and decodes b, skipping unknown fields.
 func (x *ProcessSelector) UnmarshalProto(b []byte) error {
-	*x = ProcessSelector{}
-	return x.mergeProto(b)
-}
-
-func (x *ProcessSelector) mergeProto(b []byte) (err error) {
-	var num int32
-	var wt int
-	for len(b) > 0 {
-		if num, wt, b, err = wirekit.ReadTag(b, "process.ProcessSelector"); err != nil {
-			return err
-		}
-		switch {
-		case num == 1 && wt == 0:
-			var v uint64
-			v, b, err = wirekit.ReadVarint(b, "process.ProcessSelector.pid")
-			x.Selector = &ProcessSelector_Pid{Pid: uint32(v)}
-		case num == 2 && wt == 2:
-			var v string
-			v, b, err = wirekit.ReadString(b, "process.ProcessSelector.tag")
-			x.Selector = &ProcessSelector_Tag{Tag: v}
-		default:
-			b, err = wirekit.Skip(num, wt, b, "process.ProcessSelector")
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return wirekit.UnmarshalMessage(b, unsafe.Pointer(x), &msgProcessSelector)
 }
 
 // AppendProtoJSON appends the proto3 JSON protojson writes (declaration
 // order, zero values omitted) to b.
 func (x *ProcessSelector) AppendProtoJSON(b []byte) []byte {
-	if x == nil {
-		return append(b, "{}"...)
-	}
-	b = append(b, '{')
-	s := len(b)
-	if o, ok := x.Selector.(*ProcessSelector_Pid); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"pid\":")
-		b = wirekit.AppendJSONUint(b, uint64(o.Pid))
-	}
-	if o, ok := x.Selector.(*ProcessSelector_Tag); ok && o != nil {
-		b = wirekit.AppendJSONKey(b, s, "\"tag\":")
-		b = wirekit.AppendJSONString(b, o.Tag)
-	}
-	return append(b, '}')
+	return wirekit.AppendMessageJSON(b, unsafe.Pointer(x), &msgProcessSelector)
 }
 
 // UnmarshalProtoJSON resets x and decodes proto3 JSON as protojson does
 // with DiscardUnknown.
 func (x *ProcessSelector) UnmarshalProtoJSON(b []byte) error {
-	*x = ProcessSelector{}
-	d := wirekit.NewJSONDecoder(b)
-	if err := x.decodeJSON(d); err != nil {
-		return err
-	}
-	return d.End()
-}
-
-func (x *ProcessSelector) decodeJSON(d *wirekit.JSONDecoder) error {
-	if err := d.ObjectStart(); err != nil {
-		return err
-	}
-	var seen uint64
-	var oneofs uint64
-	for first := true; ; first = false {
-		name, more, err := d.Member(first)
-		if err != nil || !more {
-			return err
-		}
-		var ok bool
-		switch name {
-		case "pid":
-			if ok, err = d.Present(&seen, 0, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "process.ProcessSelector.selector"); err == nil {
-					var v uint32
-					v, err = d.Uint32()
-					x.Selector = &ProcessSelector_Pid{Pid: v}
-				}
-			}
-		case "tag":
-			if ok, err = d.Present(&seen, 1, name); ok {
-				if err = d.Oneof(&oneofs, 0, name, "process.ProcessSelector.selector"); err == nil {
-					var v string
-					v, err = d.String()
-					x.Selector = &ProcessSelector_Tag{Tag: v}
-				}
-			}
-		default:
-			err = d.Skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return wirekit.UnmarshalMessageJSON(b, unsafe.Pointer(x), &msgProcessSelector)
 }
 
 // ProcessName is the fully-qualified name of the Process service.
@@ -4539,39 +2012,46 @@ func NewProcessHandler(svc ProcessHandler, opts ...rpc.Option) (string, http.Han
 	)
 }
 
+// unimplemented is the error of an RPC the service does not implement.
+//
+//go:noinline
+func unimplemented(method string) error {
+	return rpc.NewError(rpc.CodeUnimplemented, errors.New(method+" is not implemented"))
+}
+
 // UnimplementedProcessHandler returns CodeUnimplemented from every method.
 type UnimplementedProcessHandler struct{}
 
 func (UnimplementedProcessHandler) List(context.Context, *rpc.Request[ListRequest]) (*rpc.Response[ListResponse], error) {
-	return nil, rpc.NewError(rpc.CodeUnimplemented, errors.New("process.Process.List is not implemented"))
+	return nil, unimplemented("process.Process.List")
 }
 
 func (UnimplementedProcessHandler) Connect(context.Context, *rpc.Request[ConnectRequest], *rpc.ServerStream[ConnectResponse]) error {
-	return rpc.NewError(rpc.CodeUnimplemented, errors.New("process.Process.Connect is not implemented"))
+	return unimplemented("process.Process.Connect")
 }
 
 func (UnimplementedProcessHandler) Start(context.Context, *rpc.Request[StartRequest], *rpc.ServerStream[StartResponse]) error {
-	return rpc.NewError(rpc.CodeUnimplemented, errors.New("process.Process.Start is not implemented"))
+	return unimplemented("process.Process.Start")
 }
 
 func (UnimplementedProcessHandler) Update(context.Context, *rpc.Request[UpdateRequest]) (*rpc.Response[UpdateResponse], error) {
-	return nil, rpc.NewError(rpc.CodeUnimplemented, errors.New("process.Process.Update is not implemented"))
+	return nil, unimplemented("process.Process.Update")
 }
 
 func (UnimplementedProcessHandler) StreamInput(context.Context, *rpc.ClientStream[StreamInputRequest]) (*rpc.Response[StreamInputResponse], error) {
-	return nil, rpc.NewError(rpc.CodeUnimplemented, errors.New("process.Process.StreamInput is not implemented"))
+	return nil, unimplemented("process.Process.StreamInput")
 }
 
 func (UnimplementedProcessHandler) SendInput(context.Context, *rpc.Request[SendInputRequest]) (*rpc.Response[SendInputResponse], error) {
-	return nil, rpc.NewError(rpc.CodeUnimplemented, errors.New("process.Process.SendInput is not implemented"))
+	return nil, unimplemented("process.Process.SendInput")
 }
 
 func (UnimplementedProcessHandler) SendSignal(context.Context, *rpc.Request[SendSignalRequest]) (*rpc.Response[SendSignalResponse], error) {
-	return nil, rpc.NewError(rpc.CodeUnimplemented, errors.New("process.Process.SendSignal is not implemented"))
+	return nil, unimplemented("process.Process.SendSignal")
 }
 
 func (UnimplementedProcessHandler) CloseStdin(context.Context, *rpc.Request[CloseStdinRequest]) (*rpc.Response[CloseStdinResponse], error) {
-	return nil, rpc.NewError(rpc.CodeUnimplemented, errors.New("process.Process.CloseStdin is not implemented"))
+	return nil, unimplemented("process.Process.CloseStdin")
 }
 
 // File_process_process_proto describes process/process.proto for gRPC reflection.
