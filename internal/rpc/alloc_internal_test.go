@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"slices"
 	"testing"
+
+	"github.com/sandboxd/envd/internal/wirekit"
 )
 
 // A long output stream reuses pooled envelope buffers: sending data events
@@ -41,7 +43,7 @@ type blob struct{ b []byte }
 
 func (m *blob) AppendProto(b []byte) []byte {
 	b = slices.Grow(b, len(m.b)+4)
-	return append(appendVarint(appendVarint(b, 1<<3|2), uint64(len(m.b))), m.b...)
+	return wirekit.AppendBytesField(b, 1<<3|2, m.b)
 }
 func (m *blob) UnmarshalProto([]byte) error     { return nil }
 func (m *blob) AppendProtoJSON(b []byte) []byte { return append(b, "{}"...) }

@@ -3,6 +3,8 @@ package rpc
 import (
 	"errors"
 	"unicode/utf8"
+
+	"github.com/sandboxd/envd/internal/wirekit"
 )
 
 // The reflection messages (grpc.reflection.v1, same numbers in v1alpha),
@@ -51,13 +53,13 @@ func (m *reflectRequest) AppendProto(b []byte) []byte { return append(b, m.raw..
 func (m *reflectRequest) UnmarshalProto(b []byte) error {
 	*m = reflectRequest{raw: append([]byte(nil), b...)}
 	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
+		num, typ, n := wirekit.ConsumeTag(b)
 		if n < 0 {
 			return errors.New("malformed reflection request")
 		}
 		b = b[n:]
 		if typ == 2 {
-			v, n := consumeBytes(b)
+			v, n := wirekit.ConsumeBytes(b)
 			if n < 0 {
 				return errors.New("malformed reflection request")
 			}
@@ -76,7 +78,7 @@ func (m *reflectRequest) UnmarshalProto(b []byte) error {
 			}
 			continue
 		}
-		if n = skipField(b, typ); n < 0 {
+		if n = wirekit.SkipField(num, typ, b); n < 0 {
 			return errors.New("malformed reflection request")
 		}
 		b = b[n:]
@@ -87,13 +89,13 @@ func (m *reflectRequest) UnmarshalProto(b []byte) error {
 // extensionContainingType reads ExtensionRequest.containing_type (1).
 func extensionContainingType(b []byte) []byte {
 	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
+		num, typ, n := wirekit.ConsumeTag(b)
 		if n < 0 {
 			return nil
 		}
 		b = b[n:]
 		if typ == 2 {
-			v, n := consumeBytes(b)
+			v, n := wirekit.ConsumeBytes(b)
 			if n < 0 {
 				return nil
 			}
@@ -103,7 +105,7 @@ func extensionContainingType(b []byte) []byte {
 			b = b[n:]
 			continue
 		}
-		if n = skipField(b, typ); n < 0 {
+		if n = wirekit.SkipField(num, typ, b); n < 0 {
 			return nil
 		}
 		b = b[n:]
@@ -113,93 +115,25 @@ func extensionContainingType(b []byte) []byte {
 
 func (m *reflectResponse) AppendProto(b []byte) []byte {
 	if m.host != "" {
-		b = appendBytesField(b, 1, []byte(m.host))
+		b = wirekit.AppendBytesField(b, 1<<3|2, []byte(m.host))
 	}
-	b = appendBytesField(b, 2, m.original)
+	b = wirekit.AppendBytesField(b, 2<<3|2, m.original)
 	var sub []byte
 	switch {
 	case m.errCode != 0:
-		sub = appendVarintField(nil, 1, uint64(m.errCode))
-		sub = appendBytesField(sub, 2, []byte(m.errMsg))
-		return appendBytesField(b, 7, sub)
+		sub = wirekit.AppendVarintField(nil, 1<<3, uint64(m.errCode))
+		sub = wirekit.AppendBytesField(sub, 2<<3|2, []byte(m.errMsg))
+		return wirekit.AppendBytesField(b, 7<<3|2, sub)
 	case m.files != nil:
 		for _, f := range m.files {
-			sub = appendBytesField(sub, 1, f)
+			sub = wirekit.AppendBytesField(sub, 1<<3|2, f)
 		}
-		return appendBytesField(b, 4, sub)
+		return wirekit.AppendBytesField(b, 4<<3|2, sub)
 	case m.extList:
-		return appendBytesField(b, 5, appendBytesField(nil, 1, []byte(m.extBase)))
+		return wirekit.AppendBytesField(b, 5<<3|2, wirekit.AppendBytesField(nil, 1<<3|2, []byte(m.extBase)))
 	}
 	for _, s := range m.services {
-		sub = appendBytesField(sub, 1, appendBytesField(nil, 1, []byte(s)))
+		sub = wirekit.AppendBytesField(sub, 1<<3|2, wirekit.AppendBytesField(nil, 1<<3|2, []byte(s)))
 	}
-	return appendBytesField(b, 6, sub)
-}
-
-func appendVarint(b []byte, v uint64) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
-}
-
-func appendVarintField(b []byte, num int, v uint64) []byte {
-	return appendVarint(appendVarint(b, uint64(num)<<3), v)
-}
-
-func appendBytesField(b []byte, num int, v []byte) []byte {
-	b = appendVarint(appendVarint(b, uint64(num)<<3|2), uint64(len(v)))
-	return append(b, v...)
-}
-
-// consumeVarint returns the value and its length, -1 when malformed.
-func consumeVarint(b []byte) (uint64, int) {
-	var v uint64
-	for i := 0; i < len(b) && i < 10; i++ {
-		v |= uint64(b[i]&0x7f) << (7 * i)
-		if b[i] < 0x80 {
-			return v, i + 1
-		}
-	}
-	return 0, -1
-}
-
-func consumeTag(b []byte) (num int, typ int, n int) {
-	v, n := consumeVarint(b)
-	if n < 0 || v>>3 == 0 || v>>3 > 1<<29-1 {
-		return 0, 0, -1
-	}
-	return int(v >> 3), int(v & 7), n
-}
-
-func consumeBytes(b []byte) ([]byte, int) {
-	l, n := consumeVarint(b)
-	if n < 0 || l > uint64(len(b)-n) {
-		return nil, -1
-	}
-	return b[n : n+int(l)], n + int(l)
-}
-
-// skipField skips one value of wire type typ (no groups).
-func skipField(b []byte, typ int) int {
-	switch typ {
-	case 0:
-		_, n := consumeVarint(b)
-		return n
-	case 1:
-		if len(b) < 8 {
-			return -1
-		}
-		return 8
-	case 2:
-		_, n := consumeBytes(b)
-		return n
-	case 5:
-		if len(b) < 4 {
-			return -1
-		}
-		return 4
-	}
-	return -1
+	return wirekit.AppendBytesField(b, 6<<3|2, sub)
 }
