@@ -11,4 +11,6 @@ case "$desc" in
   *"not stripped"*) echo "checkbin: $bin is not stripped: $desc" >&2; exit 1 ;;
 esac
 size=$(stat -c %s "$bin")
-echo "checkbin: $bin static, stripped, $size bytes ($((size / 1024)) KiB)"
+mib=$(awk -v s="$size" 'BEGIN { printf "%.2f", s / 1048576 }')
+mb=$(awk -v s="$size" 'BEGIN { printf "%.2f", s / 1000000 }')
+echo "checkbin: $bin static, stripped, $size bytes ($mib MiB, $mb MB)"
