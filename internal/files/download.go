@@ -1,12 +1,13 @@
 package files
 
 import (
+	"cmp"
 	"compress/gzip"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -136,7 +137,7 @@ func NegotiateEncoding(accept string, identityOnly bool) (bool, error) {
 		}
 		return false, nil
 	}
-	sort.SliceStable(list, func(i, j int) bool { return list[i].q > list[j].q })
+	slices.SortStableFunc(list, func(a, b choice) int { return cmp.Compare(b.q, a.q) })
 	for _, c := range list {
 		if c.q <= 0 {
 			continue

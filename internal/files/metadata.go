@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -38,7 +38,7 @@ func ParseMetadata(h http.Header) (Metadata, error) {
 	if len(names) == 0 {
 		return nil, nil
 	}
-	sort.Strings(names) // deterministic "first wins" across spellings
+	slices.Sort(names) // deterministic "first wins" across spellings
 	md := Metadata{}
 	total := 0
 	for _, name := range names {

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -79,7 +78,7 @@ func (l *lister) walk(fd int, dir string, depth int) error {
 			return internalf("error reading directory %s: %v", dir, err)
 		}
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	res, err := l.statAll(fd, dir, names)
 	if err != nil {
 		return err

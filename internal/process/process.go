@@ -38,9 +38,10 @@
 package process
 
 import (
+	"cmp"
 	"log/slog"
 	"os"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -195,7 +196,7 @@ func (m *Manager) List() []Info {
 	for _, p := range m.procs {
 		ps = append(ps, p)
 	}
-	sort.Slice(ps, func(i, j int) bool { return ps[i].seq < ps[j].seq })
+	slices.SortFunc(ps, func(a, b *Proc) int { return cmp.Compare(a.seq, b.seq) })
 	out := make([]Info, len(ps))
 	for i, p := range ps {
 		out[i] = Info{Pid: p.pid, Tag: p.tag, Config: p.cfg}

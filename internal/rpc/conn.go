@@ -5,7 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -239,7 +239,7 @@ func (c *conn) finish(err error) {
 		for k := range t {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
+		slices.Sort(keys)
 		for _, k := range keys {
 			for _, v := range t[k] {
 				body = append(body, strings.ToLower(k)...)
@@ -281,7 +281,7 @@ func appendEndStream(b []byte, e *Error, trailer http.Header) []byte {
 		for k := range meta {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
+		slices.Sort(keys)
 		for i, k := range keys {
 			if i > 0 {
 				b = append(b, ',')
