@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/sandboxd/envd/internal/wirekit"
 )
 
 // Encode buffers come from one pool shared by every call, so an idle
@@ -47,22 +49,12 @@ type conn struct {
 // readUnary reads a Connect unary body, inflating it if it is gzipped.
 func (c *conn) readUnary() ([]byte, error) {
 	max := c.cfg.readMax
-	buf := make([]byte, 0, 512)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := c.r.Body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if len(buf) > max {
-			return nil, tooLarge(int64(len(buf)), max)
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, readError(err)
-		}
+	buf, err := io.ReadAll(io.LimitReader(c.r.Body, int64(max)+1))
+	if err != nil {
+		return nil, readError(err)
+	}
+	if len(buf) > max {
+		return nil, tooLarge(int64(len(buf)), max)
 	}
 	if c.reqGzip && len(buf) > 0 {
 		return gzips.decompress(nil, buf, max)
@@ -286,13 +278,13 @@ func appendEndStream(b []byte, e *Error, trailer http.Header) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, k)
+			b = wirekit.AppendJSONString(b, k)
 			b = append(b, ":["...)
 			for j, v := range meta[k] {
 				if j > 0 {
 					b = append(b, ',')
 				}
-				b = appendJSONString(b, v)
+				b = wirekit.AppendJSONString(b, v)
 			}
 			b = append(b, ']')
 		}

@@ -5,7 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/sandboxd/envd/internal/wirekit"
 )
 
 // Code is a Connect/gRPC status code; the numbers are gRPC's.
@@ -137,43 +138,7 @@ func appendErrorJSON(b []byte, e *Error) []byte {
 	b = append(b, '"')
 	if m := e.Message(); m != "" {
 		b = append(b, `,"message":`...)
-		b = appendJSONString(b, m)
+		b = wirekit.AppendJSONString(b, m)
 	}
 	return append(b, '}')
-}
-
-// appendJSONString writes s as a JSON string; invalid UTF-8 becomes U+FFFD
-// so the output is always valid JSON.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c == '\n':
-				b = append(b, '\\', 'n')
-			case c == '\r':
-				b = append(b, '\\', 'r')
-			case c == '\t':
-				b = append(b, '\\', 't')
-			case c < ' ':
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, "\ufffd"...)
-		} else {
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
 }

@@ -79,15 +79,7 @@ func NewUnaryHandler[Req, Res any, PReq reqPtr[Req], PRes resPtr[Res]](procedure
 		if err != nil {
 			return err
 		}
-		if res == nil || res.Msg == nil {
-			return errorf(CodeInternal, "handler returned a nil response")
-		}
-		mergeHeader(c.w.Header(), res.header)
-		c.trailer = res.trailer
-		if c.proto == protoConnectUnary {
-			return sendUnary(c, PRes(res.Msg))
-		}
-		return send(c, PRes(res.Msg))
+		return reply[Res, PRes](c, res)
 	})
 }
 
@@ -114,13 +106,22 @@ func NewClientStreamHandler[Req, Res any, PReq reqPtr[Req], PRes resPtr[Res]](pr
 		if err != nil {
 			return err
 		}
-		if res == nil || res.Msg == nil {
-			return errorf(CodeInternal, "handler returned a nil response")
-		}
-		mergeHeader(c.w.Header(), res.header)
-		c.trailer = res.trailer
-		return send(c, PRes(res.Msg))
+		return reply[Res, PRes](c, res)
 	})
+}
+
+// reply sends the one answer of a unary or client-stream call with its
+// headers and trailers.
+func reply[Res any, PRes resPtr[Res]](c *conn, res *Response[Res]) error {
+	if res == nil || res.Msg == nil {
+		return errorf(CodeInternal, "handler returned a nil response")
+	}
+	mergeHeader(c.w.Header(), res.header)
+	c.trailer = res.trailer
+	if c.proto == protoConnectUnary {
+		return sendUnary(c, PRes(res.Msg))
+	}
+	return send(c, PRes(res.Msg))
 }
 
 // NewBidiStreamHandler serves a bidirectional procedure (HTTP/2 only).
@@ -154,7 +155,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ct := r.Header.Get("Content-Type")
 	p, cd := classify(ct)
-	if p == protoNone || (p == protoConnectUnary) != (h.kind == kindUnary) && p != protoGRPC && p != protoGRPCWeb {
+	if !h.accepts(p) {
 		w.Header().Set("Accept-Post", acceptPost(h.kind != kindUnary))
 		w.WriteHeader(http.StatusUnsupportedMediaType)
 		return
@@ -187,6 +188,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.finish(h.run(ctx, c))
 }
 
+// accepts says whether the procedure can be called in protocol p: gRPC and
+// gRPC-Web always; Connect's unary form for unary procedures only, its
+// streaming form for the others.
+func (h *Handler) accepts(p protocol) bool {
+	switch p {
+	case protoGRPC, protoGRPCWeb:
+		return true
+	case protoConnectUnary:
+		return h.kind == kindUnary
+	case protoConnectStream:
+		return h.kind != kindUnary
+	}
+	return false
+}
+
 // run calls the procedure; a panic becomes an error, never a dead daemon.
 func (h *Handler) run(ctx context.Context, c *conn) (err error) {
 	defer func() {
@@ -209,24 +225,21 @@ type FileDesc struct {
 	Symbols  []string    // every full name the file defines
 }
 
-// Service is a mounted service: its path prefix and procedures.
-type Service struct {
-	File     *FileDesc
-	handlers map[string]*Handler
-}
+// service routes a mounted service's procedures by path.
+type service map[string]*Handler
 
 // NewServiceHandler routes a service's procedures by path; an unknown
 // procedure under the service prefix is 404, as with connect-go.
-func NewServiceHandler(file *FileDesc, hs ...*Handler) http.Handler {
-	s := &Service{File: file, handlers: make(map[string]*Handler, len(hs))}
+func NewServiceHandler(hs ...*Handler) http.Handler {
+	s := make(service, len(hs))
 	for _, h := range hs {
-		s.handlers[h.procedure] = h
+		s[h.procedure] = h
 	}
 	return s
 }
 
-func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h, ok := s.handlers[r.URL.Path]; ok {
+func (s service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, ok := s[r.URL.Path]; ok {
 		h.ServeHTTP(w, r)
 		return
 	}

@@ -10,15 +10,27 @@ package rpc
 // Message is what every generated wire type implements. Both decoders
 // reset the message first; both encoders append to b and return it.
 type Message interface {
+	encoder
+	decoder
+}
+
+// encoder and decoder split Message by direction. The handlers call them
+// through type parameters, never through an interface value, so the
+// linker keeps only what is reachable: decoders of request types and
+// encoders of response types (most of the generated code otherwise).
+type encoder interface {
 	// AppendProto appends the binary encoding (fields in number order).
 	AppendProto(b []byte) []byte
-	// UnmarshalProto decodes binary proto, skipping unknown fields; it
-	// fails on malformed input and on strings that are not valid UTF-8.
-	UnmarshalProto(b []byte) error
 	// AppendProtoJSON appends the canonical proto3 JSON protojson writes
 	// (declaration order, zero values omitted, int64 as strings, enums by
 	// name, bytes as padded standard base64).
 	AppendProtoJSON(b []byte) []byte
+}
+
+type decoder interface {
+	// UnmarshalProto decodes binary proto, skipping unknown fields; it
+	// fails on malformed input and on strings that are not valid UTF-8.
+	UnmarshalProto(b []byte) error
 	// UnmarshalProtoJSON decodes proto3 JSON as protojson does with
 	// DiscardUnknown: JSON or proto field names, enums by name or number,
 	// 64-bit integers as strings or numbers, bytes in either base64

@@ -26,20 +26,6 @@ const (
 	codecJSON
 )
 
-// encoder and decoder split Message by direction. The handlers call them
-// through type parameters, never through an interface value, so the
-// linker keeps only what is reachable: decoders of request types and
-// encoders of response types (most of the generated code otherwise).
-type encoder interface {
-	AppendProto(b []byte) []byte
-	AppendProtoJSON(b []byte) []byte
-}
-
-type decoder interface {
-	UnmarshalProto(b []byte) error
-	UnmarshalProtoJSON(b []byte) error
-}
-
 func encode[P encoder](c codec, b []byte, m P) []byte {
 	if c == codecJSON {
 		return m.AppendProtoJSON(b)

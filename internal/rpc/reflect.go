@@ -34,8 +34,8 @@ func NewReflection(files []*FileDesc, opts ...Option) (v1Path string, v1 http.Ha
 	const svc = "ServerReflection"
 	v1Path = "/grpc.reflection.v1." + svc + "/"
 	v1alphaPath = "/grpc.reflection.v1alpha." + svc + "/"
-	v1 = NewServiceHandler(nil, NewBidiStreamHandler[reflectRequest, reflectResponse](v1Path+"ServerReflectionInfo", r.serve, opts...))
-	v1alpha = NewServiceHandler(nil, NewBidiStreamHandler[reflectRequest, reflectResponse](v1alphaPath+"ServerReflectionInfo", r.serve, opts...))
+	v1 = NewServiceHandler(NewBidiStreamHandler[reflectRequest, reflectResponse](v1Path+"ServerReflectionInfo", r.serve, opts...))
+	v1alpha = NewServiceHandler(NewBidiStreamHandler[reflectRequest, reflectResponse](v1alphaPath+"ServerReflectionInfo", r.serve, opts...))
 	return v1Path, v1, v1alphaPath, v1alpha
 }
 

@@ -75,7 +75,7 @@ func (g *gen) service(s *protogen.Service) error {
 	g.P("// the handler on and the handler.")
 	g.P("func New", name, "Handler(svc ", name, "Handler, opts ...", g.rpcName("Option"), ") (string, ",
 		protogen.GoIdent{GoName: "Handler", GoImportPath: "net/http"}, ") {")
-	g.P("return ", strconv.Quote("/"+full+"/"), ", ", g.rpcName("NewServiceHandler"), "(", g.file.GoDescriptorIdent.GoName, ",")
+	g.P("return ", strconv.Quote("/"+full+"/"), ", ", g.rpcName("NewServiceHandler"), "(")
 	for _, m := range s.Methods {
 		_, ctor, _, err := g.methodShape(m)
 		if err != nil {

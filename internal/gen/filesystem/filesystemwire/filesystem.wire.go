@@ -1423,7 +1423,7 @@ type FilesystemHandler interface {
 // NewFilesystemHandler serves svc; it returns the path prefix to mount
 // the handler on and the handler.
 func NewFilesystemHandler(svc FilesystemHandler, opts ...rpc.Option) (string, http.Handler) {
-	return "/filesystem.Filesystem/", rpc.NewServiceHandler(File_filesystem_filesystem_proto,
+	return "/filesystem.Filesystem/", rpc.NewServiceHandler(
 		rpc.NewUnaryHandler[StatRequest, StatResponse](FilesystemStatProcedure, svc.Stat, opts...),
 		rpc.NewUnaryHandler[MakeDirRequest, MakeDirResponse](FilesystemMakeDirProcedure, svc.MakeDir, opts...),
 		rpc.NewUnaryHandler[MoveRequest, MoveResponse](FilesystemMoveProcedure, svc.Move, opts...),

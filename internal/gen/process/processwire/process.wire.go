@@ -2000,7 +2000,7 @@ type ProcessHandler interface {
 // NewProcessHandler serves svc; it returns the path prefix to mount
 // the handler on and the handler.
 func NewProcessHandler(svc ProcessHandler, opts ...rpc.Option) (string, http.Handler) {
-	return "/process.Process/", rpc.NewServiceHandler(File_process_process_proto,
+	return "/process.Process/", rpc.NewServiceHandler(
 		rpc.NewUnaryHandler[ListRequest, ListResponse](ProcessListProcedure, svc.List, opts...),
 		rpc.NewServerStreamHandler[ConnectRequest, ConnectResponse](ProcessConnectProcedure, svc.Connect, opts...),
 		rpc.NewServerStreamHandler[StartRequest, StartResponse](ProcessStartProcedure, svc.Start, opts...),
