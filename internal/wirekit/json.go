@@ -75,12 +75,6 @@ func AppendJSONBytes(b, v []byte) []byte {
 	return append(b, '"')
 }
 
-// AppendJSONInt appends a 32-bit integer as a JSON number.
-func AppendJSONInt(b []byte, v int64) []byte { return strconv.AppendInt(b, v, 10) }
-
-// AppendJSONUint appends a 32-bit unsigned integer as a JSON number.
-func AppendJSONUint(b []byte, v uint64) []byte { return strconv.AppendUint(b, v, 10) }
-
 // AppendJSONInt64 appends a 64-bit integer as a quoted decimal (proto3 JSON
 // keeps 64-bit values exact for JavaScript readers).
 func AppendJSONInt64(b []byte, v int64) []byte {
@@ -95,9 +89,6 @@ func AppendJSONUint64(b []byte, v uint64) []byte {
 	b = strconv.AppendUint(b, v, 10)
 	return append(b, '"')
 }
-
-// AppendJSONBool appends true or false.
-func AppendJSONBool(b []byte, v bool) []byte { return strconv.AppendBool(b, v) }
 
 // AppendJSONEnum appends an enum value by name, or by number when name is
 // empty (a value the schema does not know).

@@ -195,31 +195,9 @@ func normInt(t string) (string, bool) {
 func (d *JSONDecoder) Skip() error {
 	switch c := d.peek(); {
 	case c == '{':
-		if err := d.open(); err != nil {
-			return err
-		}
-		for first := true; ; first = false {
-			_, more, err := d.Member(first)
-			if err != nil || !more {
-				return err
-			}
-			if err := d.Skip(); err != nil {
-				return err
-			}
-		}
+		return d.Object(func(string) error { return d.Skip() })
 	case c == '[':
-		if err := d.open(); err != nil {
-			return err
-		}
-		for first := true; ; first = false {
-			more, err := d.Elem(first)
-			if err != nil || !more {
-				return err
-			}
-			if err := d.Skip(); err != nil {
-				return err
-			}
-		}
+		return d.Array(d.Skip)
 	case c == '"':
 		_, err := d.str()
 		return err

@@ -244,50 +244,6 @@ func AppendBytesField(b []byte, tag uint64, v []byte) []byte {
 	return append(AppendVarint(AppendVarint(b, tag), uint64(len(v))), v...)
 }
 
-// ReadVarint, ReadString and ReadBytes consume one value of field name
-// (for the error) and return the rest of b. ReadBytes aliases b.
-func ReadVarint(b []byte, name string) (uint64, []byte, error) {
-	v, n := ConsumeVarint(b)
-	if n < 0 {
-		return 0, b, ProtoError(n, name)
-	}
-	return v, b[n:], nil
-}
-
-func ReadString(b []byte, name string) (string, []byte, error) {
-	v, n := ConsumeString(b)
-	if n < 0 {
-		return "", b, ProtoError(n, name)
-	}
-	return v, b[n:], nil
-}
-
-func ReadBytes(b []byte, name string) ([]byte, []byte, error) {
-	v, n := ConsumeBytes(b)
-	if n < 0 {
-		return nil, b, ProtoError(n, name)
-	}
-	return v, b[n:], nil
-}
-
-// ReadTag reads the next field's number and wire type.
-func ReadTag(b []byte, msg string) (int32, int, []byte, error) {
-	num, wt, n := ConsumeTag(b)
-	if n < 0 {
-		return 0, 0, b, ProtoError(n, msg)
-	}
-	return num, wt, b[n:], nil
-}
-
-// Skip consumes the value of a field the decoder does not keep.
-func Skip(num int32, wt int, b []byte, msg string) ([]byte, error) {
-	n := SkipField(num, wt, b)
-	if n < 0 {
-		return b, ProtoError(n, msg)
-	}
-	return b[n:], nil
-}
-
 // SortedKeys is m's keys in ascending order: deterministic map encoding,
 // as protobuf-go's Deterministic option and protojson produce.
 func SortedKeys[V any](m map[string]V) []string {

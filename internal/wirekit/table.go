@@ -302,20 +302,8 @@ func reset(p unsafe.Pointer, m *Message) {
 			*(*unsafe.Pointer)(v) = nil
 			continue
 		}
-		switch f.Kind {
-		case KindBool:
-			*(*bool)(v) = false
-		case KindInt32, KindSint32, KindUint32, KindEnum:
-			*(*uint32)(v) = 0
-		case KindInt64, KindSint64, KindUint64:
-			*(*uint64)(v) = 0
-		case KindString:
-			*(*string)(v) = ""
-		case KindBytes:
-			*(*[]byte)(v) = nil
-		default:
-			*(*unsafe.Pointer)(v) = nil
-		}
+		var zero val
+		store(v, f.Kind, &zero)
 	}
 }
 
