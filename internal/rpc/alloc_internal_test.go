@@ -19,7 +19,7 @@ func TestStreamSendReusesItsBuffer(t *testing.T) {
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest("POST", "/process.Process/Start", nil)
 	c := &conn{w: rec, rc: http.NewResponseController(rec), r: req, proto: protoConnectStream,
-		contentType: "application/connect+proto", cfg: &config{readMax: DefaultReadMax, compressMin: 1 << 30}}
+		contentType: "application/connect+proto", cfg: &config{readMax: DefaultReadMax, compressMin: 1 << 30}, pools: &pools{}}
 	big, small := &blob{make([]byte, 256<<10)}, &blob{make([]byte, 100)}
 	if err := send(c, big); err != nil {
 		t.Fatal(err)

@@ -8,26 +8,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/sandboxd/envd/internal/wirekit"
 )
-
-// Encode buffers come from one pool shared by every call, so an idle
-// stream holds none; buffers over maxPooledBuffer (larger than any process
-// output event, even base64-encoded) are left to the GC.
-const maxPooledBuffer = 1 << 20
-
-var bufPool = sync.Pool{New: func() any { return new([]byte) }}
-
-func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
-
-func putBuf(p *[]byte) {
-	if cap(*p) <= maxPooledBuffer {
-		*p = (*p)[:0]
-		bufPool.Put(p)
-	}
-}
 
 // conn is one call: the negotiated protocol and codec, and the response
 // state.
@@ -39,8 +22,9 @@ type conn struct {
 	codec       codec
 	contentType string
 	cfg         *config
-	reqGzip     bool // request messages may be gzip-compressed
-	respGzip    bool // the client accepts gzip answers
+	pools       *pools // the handler's
+	reqGzip     bool   // request messages may be gzip-compressed
+	respGzip    bool   // the client accepts gzip answers
 	wroteHeader bool
 	trailer     http.Header // set by handlers: stream trailers, unary trailers
 	in          []byte      // request payload scratch, reused while small
@@ -57,7 +41,7 @@ func (c *conn) readUnary() ([]byte, error) {
 		return nil, tooLarge(int64(len(buf)), max)
 	}
 	if c.reqGzip && len(buf) > 0 {
-		return gzips.decompress(nil, buf, max)
+		return c.pools.decompress(nil, buf, max)
 	}
 	return buf, nil
 }
@@ -91,7 +75,7 @@ func (c *conn) nextPayload() ([]byte, error) {
 		if !c.reqGzip {
 			return nil, errorf(CodeInternal, "protocol error: received compressed message without an encoding header")
 		}
-		return gzips.decompress(nil, payload, c.cfg.readMax)
+		return c.pools.decompress(nil, payload, c.cfg.readMax)
 	}
 	return payload, nil
 }
@@ -146,15 +130,15 @@ func (c *conn) header() {
 
 // sendUnary writes a Connect unary answer.
 func sendUnary[P encoder](c *conn, m P) error {
-	buf := getBuf()
-	defer putBuf(buf)
+	buf := c.pools.getBuf()
+	defer c.pools.putBuf(buf)
 	body := encode(c.codec, *buf, m)
 	*buf = body
 	h := c.w.Header()
 	if c.respGzip && len(body) >= c.cfg.compressMin {
-		z := getBuf()
-		defer putBuf(z)
-		*z = gzips.compress(*z, body)
+		z := c.pools.getBuf()
+		defer c.pools.putBuf(z)
+		*z = c.pools.compress(*z, body)
 		body = *z
 		h.Set("Content-Encoding", "gzip")
 	}
@@ -171,14 +155,14 @@ func sendUnary[P encoder](c *conn, m P) error {
 // send writes one enveloped message and flushes it.
 func send[P encoder](c *conn, m P) error {
 	c.header()
-	buf := getBuf()
-	defer putBuf(buf)
+	buf := c.pools.getBuf()
+	defer c.pools.putBuf(buf)
 	out := encode(c.codec, append(*buf, 0, 0, 0, 0, 0), m)
 	*buf = out
 	if c.respGzip && len(out)-5 >= c.cfg.compressMin {
-		z := getBuf()
-		defer putBuf(z)
-		*z = gzips.compress(append(*z, flagCompressed, 0, 0, 0, 0), out[5:])
+		z := c.pools.getBuf()
+		defer c.pools.putBuf(z)
+		*z = c.pools.compress(append(*z, flagCompressed, 0, 0, 0, 0), out[5:])
 		out = *z
 	}
 	binary.BigEndian.PutUint32(out[1:5], uint32(len(out)-5))

@@ -17,15 +17,35 @@ const (
 	flagTrailer    = 0x80 // gRPC-Web: the trailers block
 )
 
-// gzipPools keep compressor and decompressor state (~1 MB for a writer)
-// across calls instead of allocating it per message.
-type gzipPools struct {
+// pools keep encode buffers and compressor and decompressor state (~1 MB
+// for a gzip writer) across calls instead of allocating them per message.
+// Each Handler owns one; an idle stream holds nothing from it.
+type pools struct {
+	bufs    sync.Pool // *[]byte, at most maxPooledBuffer each
 	writers sync.Pool // *gzip.Writer
 	readers sync.Pool // *gzip.Reader
 }
 
+// Buffers over maxPooledBuffer (larger than any process output event,
+// even base64-encoded) are left to the GC.
+const maxPooledBuffer = 1 << 20
+
+func (g *pools) getBuf() *[]byte {
+	if p, ok := g.bufs.Get().(*[]byte); ok {
+		return p
+	}
+	return new([]byte)
+}
+
+func (g *pools) putBuf(p *[]byte) {
+	if cap(*p) <= maxPooledBuffer {
+		*p = (*p)[:0]
+		g.bufs.Put(p)
+	}
+}
+
 // compress appends the gzip form of p to dst.
-func (g *gzipPools) compress(dst, p []byte) []byte {
+func (g *pools) compress(dst, p []byte) []byte {
 	buf := bytes.NewBuffer(dst)
 	zw, _ := g.writers.Get().(*gzip.Writer)
 	if zw == nil {
@@ -41,7 +61,7 @@ func (g *gzipPools) compress(dst, p []byte) []byte {
 
 // decompress appends the inflated p to dst, failing past max bytes so a
 // small compressed body cannot expand without bound.
-func (g *gzipPools) decompress(dst, p []byte, max int) ([]byte, error) {
+func (g *pools) decompress(dst, p []byte, max int) ([]byte, error) {
 	zr, _ := g.readers.Get().(*gzip.Reader)
 	var err error
 	if zr == nil {
@@ -63,8 +83,6 @@ func (g *gzipPools) decompress(dst, p []byte, max int) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
-
-var gzips gzipPools
 
 func tooLarge(n int64, max int) *Error {
 	return errorf(CodeResourceExhausted, "message size "+strconv.FormatInt(n, 10)+

@@ -54,6 +54,7 @@ type Handler struct {
 	procedure string
 	kind      streamKind
 	cfg       config
+	pools     pools
 	call      func(ctx context.Context, c *conn) error
 }
 
@@ -160,7 +161,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnsupportedMediaType)
 		return
 	}
-	c := &conn{w: w, rc: http.NewResponseController(w), r: r, proto: p, codec: cd, contentType: ct, cfg: &h.cfg}
+	c := &conn{w: w, rc: http.NewResponseController(w), r: r, proto: p, codec: cd, contentType: ct, cfg: &h.cfg, pools: &h.pools}
 	content, accept := p.encodingHeaders()
 	switch enc := strings.TrimSpace(r.Header.Get(content)); enc {
 	case "", "identity":

@@ -12,6 +12,6 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if p == protoNone {
 		p = protoConnectUnary
 	}
-	c := &conn{w: w, rc: http.NewResponseController(w), r: r, proto: p, codec: cd, contentType: ct, cfg: &config{}}
+	c := &conn{w: w, rc: http.NewResponseController(w), r: r, proto: p, codec: cd, contentType: ct, cfg: &config{}, pools: &pools{}}
 	c.finish(err)
 }
