@@ -19,10 +19,10 @@ import (
 // Metadata is what the host puts into Firecracker's MMDS. Every key is
 // optional (BEHAVIOR.md 11.3 W6: Wrenn's host sends no address).
 type Metadata struct {
-	InstanceID      string `json:"instanceID"`
-	EnvID           string `json:"envID"`
-	Address         string `json:"address"`
-	AccessTokenHash string `json:"accessTokenHash"`
+	InstanceID      string // "instanceID"
+	EnvID           string // "envID"
+	Address         string // "address"
+	AccessTokenHash string // "accessTokenHash"
 }
 
 // decodeMetadata reads the MMDS document's four keys (matched as
