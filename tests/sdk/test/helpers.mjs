@@ -167,3 +167,23 @@ export async function startPrivateEnvd(port, args = []) {
     await new Promise((r) => setTimeout(r, 50))
   }
 }
+
+/** Collects PTY output as text; waitFor(re) resolves once the text matches. */
+export function ptyOutput() {
+  const dec = new TextDecoder()
+  let text = ''
+  let waiters = []
+  return {
+    onData(d) {
+      text += dec.decode(d, { stream: true })
+      waiters = waiters.filter((w) => (w.re.test(text) ? (w.resolve(text), false) : true))
+    },
+    waitFor(re, ms = 10_000) {
+      if (re.test(text)) return Promise.resolve(text)
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re}; got ${JSON.stringify(text)}`)), ms)
+        waiters.push({ re, resolve: (v) => { clearTimeout(timer); resolve(v) } })
+      })
+    },
+  }
+}

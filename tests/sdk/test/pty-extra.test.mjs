@@ -4,7 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { CommandExitError } from 'e2b'
-import { createSandbox } from './helpers.mjs'
+import { createSandbox, ptyOutput } from './helpers.mjs'
 
 const T = { timeout: 30_000 }
 const enc = new TextEncoder()
@@ -14,29 +14,9 @@ const enc = new TextEncoder()
 // does), and a shell killed while holding one stalls later root shells.
 const NO_RC = { user: 'nobody', cwd: '/tmp' }
 
-/** Collects PTY output; waitFor(re) resolves once the text matches. */
-function collector() {
-  const dec = new TextDecoder()
-  let text = ''
-  let waiters = []
-  return {
-    onData(d) {
-      text += dec.decode(d, { stream: true })
-      waiters = waiters.filter((w) => (w.re.test(text) ? (w.resolve(text), false) : true))
-    },
-    waitFor(re, ms = 10_000) {
-      if (re.test(text)) return Promise.resolve(text)
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re}; got ${JSON.stringify(text)}`)), ms)
-        waiters.push({ re, resolve: (v) => { clearTimeout(timer); resolve(v) } })
-      })
-    },
-  }
-}
-
 test('pty.create with cwd, envs and user', T, async () => {
   const sandbox = await createSandbox()
-  const out = collector()
+  const out = ptyOutput()
   const term = await sandbox.pty.create({
     cols: 80, rows: 24, cwd: '/tmp', envs: { FOO: 'bar' }, user: 'nobody', onData: (d) => out.onData(d),
   })
@@ -58,7 +38,7 @@ test('pty.connect reattaches after disconnect; the pty is listed', T, async () =
     assert.equal(listed.cmd, '/bin/bash')
     assert.deepEqual(listed.args, ['-i', '-l'])
     assert.equal(listed.envs.TERM, 'xterm-256color')
-    const out = collector()
+    const out = ptyOutput()
     const again = await sandbox.pty.connect(term.pid, { onData: (d) => out.onData(d) })
     assert.equal(again.pid, term.pid)
     await sandbox.pty.sendInput(term.pid, enc.encode('echo "again-$((6*7))"\n'))

@@ -1,37 +1,14 @@
 // pty.* of the E2B JS SDK against envd (PROTOCOL.md 3.1 PTY mode, 3.3.6).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createSandbox } from './helpers.mjs'
+import { createSandbox, ptyOutput } from './helpers.mjs'
 
 const T = { timeout: 30_000 }
 const enc = new TextEncoder()
 
-/** Collects PTY output and resolves waiters when a pattern shows up. */
-function collector() {
-  const dec = new TextDecoder()
-  let text = ''
-  let waiters = []
-  return {
-    onData(d) {
-      text += dec.decode(d, { stream: true })
-      waiters = waiters.filter((w) => {
-        if (w.re.test(text)) { w.resolve(text); return false }
-        return true
-      })
-    },
-    waitFor(re, ms = 10_000) {
-      if (re.test(text)) return Promise.resolve(text)
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re}; got ${JSON.stringify(text)}`)), ms)
-        waiters.push({ re, resolve: (v) => { clearTimeout(timer); resolve(v) } })
-      })
-    },
-  }
-}
-
 test('pty.create, sendInput, resize and kill', T, async () => {
   const sandbox = await createSandbox()
-  const out = collector()
+  const out = ptyOutput()
   const term = await sandbox.pty.create({ cols: 80, rows: 24, onData: (d) => out.onData(d), timeoutMs: 20_000 })
   assert.ok(term.pid > 0)
   await sandbox.pty.sendInput(term.pid, enc.encode('echo "S=$(stty size) T=$TERM"\n'))
@@ -46,7 +23,7 @@ test('pty.create, sendInput, resize and kill', T, async () => {
 
 test('pty: Ctrl-C interrupts the foreground job', T, async () => {
   const sandbox = await createSandbox()
-  const out = collector()
+  const out = ptyOutput()
   const term = await sandbox.pty.create({ cols: 80, rows: 24, onData: (d) => out.onData(d), timeoutMs: 20_000 })
   await sandbox.pty.sendInput(term.pid, enc.encode(`sh -c 'echo RE""ADY; exec sleep 1000'\n`))
   await out.waitFor(/READY\r\n/)
