@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/compiler/protogen"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -123,16 +124,8 @@ func (g *gen) messageCodec(m *protogen.Message, nested map[*protogen.Message]boo
 	return nil
 }
 
-func join(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ", "
-		}
-		out += x
-	}
-	return out
-}
+// join lists generated literals: "a, b, c".
+func join(s []string) string { return strings.Join(s, ", ") }
 
 // fieldEntry emits fd's wirekit.Field.
 func (g *gen) fieldEntry(m *protogen.Message, fd *protogen.Field, oneofs []*protogen.Oneof, offsetof, unsafePtr string) error {
