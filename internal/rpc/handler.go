@@ -80,7 +80,10 @@ func NewUnaryHandler[Req, Res any, PReq reqPtr[Req], PRes resPtr[Res]](procedure
 		if err != nil {
 			return err
 		}
-		return reply[Res, PRes](c, res)
+		if res == nil || res.Msg == nil {
+			return errorf(CodeInternal, "handler returned a nil response")
+		}
+		return reply(c, PRes(res.Msg), res.header, res.trailer)
 	})
 }
 
@@ -107,22 +110,24 @@ func NewClientStreamHandler[Req, Res any, PReq reqPtr[Req], PRes resPtr[Res]](pr
 		if err != nil {
 			return err
 		}
-		return reply[Res, PRes](c, res)
+		if res == nil || res.Msg == nil {
+			return errorf(CodeInternal, "handler returned a nil response")
+		}
+		return reply(c, PRes(res.Msg), res.header, res.trailer)
 	})
 }
 
 // reply sends the one answer of a unary or client-stream call with its
-// headers and trailers.
-func reply[Res any, PRes resPtr[Res]](c *conn, res *Response[Res]) error {
-	if res == nil || res.Msg == nil {
-		return errorf(CodeInternal, "handler returned a nil response")
-	}
-	mergeHeader(c.w.Header(), res.header)
-	c.trailer = res.trailer
+// headers and trailers. It is generic over the pointer type only, so one
+// copy serves every procedure (a struct type parameter would stencil one
+// per response type: 16 KB).
+func reply[P encoder](c *conn, m P, header, trailer http.Header) error {
+	mergeHeader(c.w.Header(), header)
+	c.trailer = trailer
 	if c.proto == protoConnectUnary {
-		return sendUnary(c, PRes(res.Msg))
+		return sendUnary(c, m)
 	}
-	return send(c, PRes(res.Msg))
+	return send(c, m)
 }
 
 // NewBidiStreamHandler serves a bidirectional procedure (HTTP/2 only).
